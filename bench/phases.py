@@ -1,0 +1,415 @@
+"""The timed measurements.  Each function takes the run's ``Bench`` state,
+measures one thing for every target (alternating their order per run), and
+records figures, problems and notes in ``bench.results``.
+
+Figures are MiB/s (2^20 bytes per second) unless the metric name says
+otherwise.  Every downloaded byte is verified: single streams by sha512 of
+the received body (computed after the timed window), concurrent streams by
+comparing each received piece with the source in place.
+"""
+
+import re
+import shutil
+import subprocess
+import threading
+import time
+
+import rawhttp
+import sysmon
+
+MIB = 1 << 20
+
+
+class Results:
+    """Figures per metric, target and run; plus problems (functional failures) and notes."""
+
+    def __init__(self):
+        self.figures = {}
+        self.problems = []
+        self.problem_counts = {}
+        self.notes = []
+        self.idle = []
+
+    def add(self, metric, target, run, value):
+        """Record ``value`` for run number ``run``."""
+        runs = self.figures.setdefault(metric, {}).setdefault(target, [])
+        runs.extend([None] * (run + 1 - len(runs)))
+        runs[run] = value
+
+    def problem(self, text):
+        """Record a functional failure (makes the benchmark exit non-zero); repeats are counted."""
+        if text not in self.problem_counts:
+            print(f"  PROBLEM: {text}", flush=True)
+            self.problems.append(text)
+        self.problem_counts[text] = self.problem_counts.get(text, 0) + 1
+
+    def note(self, text):
+        """Record an observation that is not a failure."""
+        if text not in self.notes:
+            print(f"  note: {text}", flush=True)
+            self.notes.append(text)
+
+
+def rate(nbytes, seconds):
+    """MiB/s, or None when nothing was timed."""
+    return nbytes / MIB / seconds if seconds > 0 else None
+
+
+def settle(bench):
+    """Wait for an idle machine before a timed measurement and record how idle it was."""
+    if bench.opts.idle_wait > 0:
+        bench.results.idle.append(sysmon.wait_for_idle(0.85, bench.opts.idle_wait))
+
+
+def ordered(targets, run):
+    """Alternate the target order between runs so that neither always goes first."""
+    return list(targets) if run % 2 == 0 else list(reversed(targets))
+
+
+def measure_hash(bench, run):
+    """Hash-only md5 || sha512 rate (two threads) over the source bytes."""
+    settle(bench)
+    seconds, md5, sha512 = sysmon.hash_file_two_threads(bench.source.path)
+    if (md5, sha512) != (bench.source.md5, bench.source.sha512):
+        bench.results.problem("hash-only pass disagrees with the source digests")
+    bench.results.add("hash_md5_sha512", "ours", run, rate(bench.source.size, seconds))
+
+
+def upload_once(bench, target, chunked, use_curl=False):
+    """Upload the target's source once; return MiB/s or None after a problem."""
+    source = target.source
+    try:
+        upload = target.start_upload()
+    except (RuntimeError, rawhttp.HTTPFailure) as exc:
+        bench.results.problem(f"{target.name}: could not start an upload: {exc}")
+        return None
+    settle(bench)
+    try:
+        if use_curl:
+            status, seconds = curl_upload(upload, source.path, chunked, bench.timeout)
+        else:
+            with open(source.path, "rb") as fobj:
+                resp = rawhttp.upload(target.addr, upload.path, fobj, source.size, upload.headers,
+                                      chunked=chunked, timeout=bench.timeout)
+            status, seconds = resp.status, resp.seconds
+    except (rawhttp.HTTPFailure, RuntimeError) as exc:
+        bench.results.problem(f"{target.name}: upload failed: {exc}")
+        upload.target.discard_upload(upload.handle)
+        return None
+    problems = upload.finish(status)
+    for text in problems:
+        bench.results.problem(text)
+    return None if problems else rate(source.size, seconds)
+
+
+def measure_uploads(bench, run):
+    """Uploads in both framings, with the fast client and (optionally) curl."""
+    for chunked in (False, True):
+        framing = "chunked" if chunked else "cl"
+        for target in ordered(bench.upload_targets, run):
+            with bench.rss_phase(f"upload {framing}", target):
+                value = upload_once(bench, target, chunked)
+            bench.results.add(f"upload_{framing}", target.name, run, value)
+            if bench.opts.curl:
+                with bench.rss_phase(f"upload {framing}", target):
+                    value = upload_once(bench, target, chunked, use_curl=True)
+                bench.results.add(f"upload_{framing}_curl", target.name, run, value)
+
+
+def check_download(bench, target, resp, offset, length, expect_status):
+    """Verify status, Content-Range and the sha512 of a buffered download."""
+    label = f"{target.name}: GET {offset}+{length}"
+    if resp.status != expect_status:
+        return [f"{label} -> {resp.status} (want {expect_status}) {resp.body[:200]!r}"]
+    problems = []
+    if expect_status == 206:
+        want = f"bytes {offset}-{offset + length - 1}/{bench.source.size}"
+        if resp.headers.get("content-range") != want:
+            problems.append(f"{label}: Content-Range {resp.headers.get('content-range')!r}, want {want!r}")
+    if resp.nbytes != length:
+        problems.append(f"{label}: {resp.nbytes} bytes, want {length}")
+    elif bench.sink.sha512() != bench.source.slice_sha512(offset, length):
+        problems.append(f"{label}: body sha512 differs from the source")
+    return problems
+
+
+def download_once(bench, target, offset=0, length=None):
+    """One verified download (whole file or a range); return (MiB/s, seconds) or (None, None)."""
+    size = bench.source.size
+    length = size - offset if length is None else length
+    headers = target.headers()
+    ranged = (offset, length) != (0, size)
+    if ranged:
+        headers["Range"] = f"bytes={offset}-{offset + length - 1}"
+    settle(bench)
+    try:
+        resp = rawhttp.download(target.addr, target.download_path(), bench.sink, headers, bench.timeout)
+    except rawhttp.HTTPFailure as exc:
+        bench.results.problem(f"{target.name}: download failed: {exc}")
+        return None, None
+    problems = check_download(bench, target, resp, offset, length, 206 if ranged else 200)
+    for text in problems:
+        bench.results.problem(text)
+    if problems:
+        return None, None
+    return rate(length, resp.seconds), resp.seconds
+
+
+def curl_download(bench, target):
+    """Whole-file download with curl into /dev/null (status and size checked); MiB/s."""
+    url = f"http://{target.addr[0]}:{target.addr[1]}{target.download_path()}"
+    argv = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_download} %{time_total}"]
+    for name, value in target.headers().items():
+        argv += ["-H", f"{name}: {value}"]
+    settle(bench)
+    status, nbytes, seconds = run_curl(argv + [url], bench.timeout)
+    if status != 200 or nbytes != bench.source.size:
+        bench.results.problem(f"{target.name}: curl GET -> {status}, {nbytes} bytes")
+        return None
+    return rate(nbytes, seconds)
+
+
+def run_curl(argv, timeout):
+    """Run curl with a ``-w '%{http_code} %{size} %{time_total}'``; return the three."""
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    fields = result.stdout.split()
+    if result.returncode or len(fields) != 3:
+        raise RuntimeError(f"curl exited {result.returncode}: {result.stderr.strip()[:300]}")
+    return int(fields[0]), int(float(fields[1])), float(fields[2])
+
+
+def curl_upload(upload, path, chunked, timeout):
+    """PUT the file with curl; return (status, seconds)."""
+    argv = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_upload} %{time_total}",
+            "-X", "PUT", "-T", str(path), "-H", "Expect:"]
+    if chunked:
+        argv += ["-H", "Transfer-Encoding: chunked"]
+    for name, value in upload.headers.items():
+        argv += ["-H", f"{name}: {value}"]
+    status, _nbytes, seconds = run_curl(argv + [upload.url()], timeout)
+    return status, seconds
+
+
+def measure_downloads(bench, run):
+    """Whole-file downloads (fast client, then curl) for every download target."""
+    for target in ordered(bench.download_targets, run):
+        with bench.rss_phase("download", target):
+            value, _ = download_once(bench, target)
+            bench.results.add("download_full", target.name, run, value)
+            if bench.opts.curl:
+                bench.results.add("download_full_curl", target.name, run, curl_download(bench, target))
+
+
+def range_specs(size):
+    """The ranges measured: the last 1 MiB and a middle slice (both scaled to ``size``)."""
+    tail = min(MIB, max(size // 32, 1))
+    middle = min(256 * MIB, max(size // 4, 1))
+    return {"range_tail": (size - tail, tail), "range_middle": ((size - middle) // 2, middle)}
+
+
+def measure_ranges(bench, run):
+    """Ranged downloads for ours and nginx; the tail range is also reported in ms."""
+    for metric, (offset, length) in range_specs(bench.source.size).items():
+        for target in ordered(bench.range_targets, run):
+            with bench.rss_phase("range", target):
+                value, seconds = download_once(bench, target, offset, length)
+            bench.results.add(metric, target.name, run, value)
+            if metric == "range_tail" and seconds is not None:
+                bench.results.add("range_tail_ms", target.name, run, seconds * 1000)
+
+
+def concurrent_client(target, bench, barrier, record):
+    """One of N concurrent downloaders: compares every byte with the source."""
+    source = target.source
+    sink = rawhttp.CompareSink(source.address)
+    entry = {"start": None, "end": None, "bytes": 0, "error": None}
+    try:
+        barrier.wait(60)
+        entry["start"] = time.perf_counter()
+        resp = rawhttp.download(target.addr, target.download_path(), sink, target.headers(),
+                                bench.timeout)
+        entry["end"] = time.perf_counter()
+        if resp.status != 200 or resp.nbytes != source.size:
+            entry["error"] = f"HTTP {resp.status}, {resp.nbytes} bytes"
+        elif sink.mismatch_at is not None:
+            entry["error"] = f"wrong bytes at offset {sink.mismatch_at}"
+        else:
+            entry["bytes"] = resp.nbytes
+    except rawhttp.HTTPFailure as exc:
+        refused = isinstance(exc.__cause__, ConnectionRefusedError)
+        entry["error"] = ("refused: " if refused else "") + str(exc)
+    except threading.BrokenBarrierError:
+        entry["error"] = "barrier broken"
+    finally:
+        entry["end"] = entry["end"] or time.perf_counter()
+        sink.close()
+        record.append(entry)
+
+
+def concurrent_once(bench, target, clients):
+    """N simultaneous verified whole-file downloads; return (aggregate MiB/s, errors)."""
+    barrier = threading.Barrier(clients)
+    record = []
+    threads = [threading.Thread(target=concurrent_client, args=(target, bench, barrier, record))
+               for _ in range(clients)]
+    settle(bench)
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    errors = [e["error"] for e in record if e["error"]]
+    starts = [e["start"] for e in record if e["start"]]
+    total = sum(e["bytes"] for e in record)
+    span = max(e["end"] for e in record) - min(starts) if starts else 0
+    return rate(total, span), errors
+
+
+def measure_concurrency(bench, run):
+    """16 and 64 concurrent downloads: aggregate MiB/s, refusals and errors."""
+    for clients in bench.opts.concurrency:
+        for target in ordered(bench.range_targets, run):
+            with bench.rss_phase(f"concurrent {clients}", target):
+                value, errors = concurrent_once(bench, target, clients)
+            bench.results.add(f"concurrent_{clients}", target.name, run, value)
+            bench.results.add(f"concurrent_{clients}_errors", target.name, run, len(errors))
+            refused = sum(1 for e in errors if e.startswith("refused"))
+            for text in sorted(set(errors))[:5]:
+                bench.results.problem(f"{target.name}: {clients} concurrent downloads: "
+                                      f"{len(errors)} failed ({refused} refused), e.g. {text}")
+
+
+WRK_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def parse_wrk(text):
+    """Parse wrk --latency output: req/s, p99 ms, non-2xx count and socket errors."""
+    out = {"rps": None, "p99_ms": None, "non2xx": 0, "connect_errors": 0, "other_socket_errors": 0}
+    match = re.search(r"Requests/sec:\s*([\d.]+)", text)
+    if match:
+        out["rps"] = float(match.group(1))
+    match = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+    if match:
+        out["p99_ms"] = float(match.group(1)) * WRK_UNITS[match.group(2)]
+    match = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", text)
+    if match:
+        out["non2xx"] = int(match.group(1))
+    match = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    if match:
+        out["connect_errors"] = int(match.group(1))
+        out["other_socket_errors"] = sum(int(match.group(i)) for i in (2, 3, 4))
+    return out
+
+
+def run_wrk(bench, target, duration):
+    """Run wrk against the download image's record; return parse_wrk's dict."""
+    url = f"http://{target.addr[0]}:{target.addr[1]}{target.metadata_path()}"
+    argv = ["wrk", "-t2", "-c16", f"-d{duration}s", "--latency", "--timeout", "10s"]
+    for name, value in target.headers().items():
+        argv += ["-H", f"{name}: {value}"]
+    result = subprocess.run(argv + [url], capture_output=True, text=True, timeout=duration + 60)
+    parsed = parse_wrk(result.stdout)
+    if result.returncode or parsed["rps"] is None:
+        raise RuntimeError(f"wrk exited {result.returncode}: {(result.stderr or result.stdout)[-300:]}")
+    return parsed
+
+
+def upload_loop(bench, target, stop, tally):
+    """Upload the source again and again until ``stop`` is set (one streaming upload)."""
+    while not stop.is_set():
+        started = time.perf_counter()
+        value = upload_once_quiet(bench, target)
+        if value is None:
+            tally["failed"] += 1
+            time.sleep(0.2)
+        else:
+            tally["bytes"] += bench.source.size
+            tally["seconds"] += time.perf_counter() - started
+
+
+def upload_once_quiet(bench, target):
+    """Like upload_once but without waiting for an idle CPU (it runs under load on purpose)."""
+    try:
+        upload = target.start_upload()
+        with open(bench.source.path, "rb") as fobj:
+            resp = rawhttp.upload(target.addr, upload.path, fobj, bench.source.size, upload.headers,
+                                  timeout=bench.timeout)
+    except (RuntimeError, rawhttp.HTTPFailure) as exc:
+        bench.results.problem(f"{target.name}: upload under load failed: {exc}")
+        return None
+    problems = upload.finish(resp.status)
+    for text in problems:
+        bench.results.problem(f"under load: {text}")
+    return None if problems else rate(bench.source.size, resp.seconds)
+
+
+def wrk_record(bench, metric, run, parsed, target):
+    """Store wrk figures and turn refusals and non-2xx answers into problems."""
+    bench.results.add(f"{metric}_rps", target.name, run, parsed["rps"])
+    bench.results.add(f"{metric}_p99_ms", target.name, run, parsed["p99_ms"])
+    if parsed["non2xx"] or parsed["connect_errors"]:
+        bench.results.problem(f"{target.name}: GET image under {metric}: {parsed['non2xx']} non-2xx, "
+                              f"{parsed['connect_errors']} connect errors")
+    if parsed["other_socket_errors"]:
+        bench.results.note(f"{target.name}: wrk counted {parsed['other_socket_errors']} read/write/"
+                           f"timeout socket errors ({metric}, run {run + 1})")
+
+
+def measure_metadata(bench, run):
+    """GET /v2/images/{id} with wrk, idle and while 4 uploads stream (ours only)."""
+    if not bench.opts.wrk:
+        return
+    target = bench.ours
+    duration = bench.opts.wrk_seconds
+    settle(bench)
+    try:
+        wrk_record(bench, "get_image_idle", run, run_wrk(bench, target, duration), target)
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        bench.results.problem(f"wrk (idle) failed: {exc}")
+    stop, tally = threading.Event(), {"bytes": 0, "seconds": 0.0, "failed": 0}
+    uploaders = [threading.Thread(target=upload_loop, args=(bench, target, stop, tally))
+                 for _ in range(bench.opts.load_uploads)]
+    settle(bench)
+    with bench.rss_phase("get image + uploads", target):
+        for thread in uploaders:
+            thread.start()
+        time.sleep(0.5)  # let the uploads get streaming
+        started = time.perf_counter()
+        try:
+            wrk_record(bench, "get_image_loaded", run, run_wrk(bench, target, duration), target)
+        except (RuntimeError, subprocess.TimeoutExpired) as exc:
+            bench.results.problem(f"wrk (under uploads) failed: {exc}")
+        stop.set()
+        for thread in uploaders:
+            thread.join()
+    elapsed = time.perf_counter() - started
+    bench.results.add("load_upload_aggregate", target.name, run, rate(tally["bytes"], elapsed + 0.5))
+
+
+def wrk_available():
+    """True when the wrk binary is installed."""
+    return shutil.which("wrk") is not None
+
+
+def measure_big(bench, target):
+    """Upload and download a second, bigger image through ours (the RSS check at another size).
+
+    ``target`` is an ImageApiTarget for ours whose source is the big file.
+    """
+    size = target.source.size
+    settle(bench)
+    with bench.rss_phase("upload", target, size):
+        started = time.perf_counter()
+        try:
+            target.prepare_download()
+        except (RuntimeError, rawhttp.HTTPFailure) as exc:
+            bench.results.problem(f"big upload ({size} bytes) failed: {exc}")
+            return
+        bench.results.add("big_upload_cl", "ours", 0, rate(size, time.perf_counter() - started))
+    settle(bench)
+    with bench.rss_phase("download", target, size):
+        value, errors = concurrent_once(bench, target, 1)
+    bench.results.add("big_download", "ours", 0, value)
+    for text in errors:
+        bench.results.problem(f"big download ({size} bytes): {text}")
+    target.download_id, image_id = None, target.download_id
+    target.discard_upload(image_id)

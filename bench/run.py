@@ -1,0 +1,362 @@
+#!/usr/bin/env python3
+"""imagedata benchmark: our service against nginx, the hash limit and (optionally) Glance.
+
+One run creates a random file, starts imagedata under gunicorn with the
+repository's production ``gunicorn.conf.py`` and a private nginx (GET with
+sendfile and ``tcp_nopush off``, WebDAV PUT), each on a free 127.0.0.1 port
+with a temporary data folder, and measures (median of ``--runs``):
+
+* the in-process md5 || sha512 hash-only rate (two threads) of the same bytes;
+* uploads with Content-Length and chunked (fast raw-socket client, plus curl);
+* whole-file downloads, the last 1 MiB and a 256 MiB middle slice (scaled
+  down for small files), 16 and 64 concurrent downloads;
+* GET /v2/images/{id} with wrk, idle and while 4 uploads stream;
+* the RSS of every gunicorn worker, sampled from /proc at 20 Hz.
+
+It prints one table of absolute figures and same-run ratios, writes it as
+JSON with ``--json``, and exits 1 when anything failed functionally (wrong
+bytes, HTTP errors, refusals) -- never because a figure is slow.  Exit 2
+means the benchmark could not be set up.
+
+    python3 bench/run.py --smoke                  # 32 MiB, 1 run (what CI runs)
+    python3 bench/run.py --json bench.json        # 1 GiB, 3 runs
+    python3 bench/run.py --big 4G --glance        # also the 4 GiB RSS check and Glance
+
+Only loopback traffic; every process started is stopped by its pid.
+"""
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+
+import phases
+import report
+import servers
+import sysmon
+from rawhttp import BufferSink, HTTPFailure, request
+from targets import ImageApiTarget, NginxTarget, Source
+
+BENCH_DIR = Path(__file__).resolve().parent
+UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(text):
+    """Parse '1G', '32M', '512KiB', '1048576' into bytes (binary units)."""
+    match = re.fullmatch(r"\s*(\d+)\s*([KMGT]?)(i?B)?\s*", text, re.I)
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 32M, 1G)")
+    return int(match.group(1)) * UNITS[match.group(2).upper()]
+
+
+def size_label(nbytes):
+    """'1GiB', '32MiB', '1536KiB' or bytes."""
+    for unit, factor in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if nbytes >= factor and nbytes % factor == 0:
+            return f"{nbytes // factor}{unit}"
+    return f"{nbytes}B"
+
+
+def parse_env_pair(text):
+    """Parse NAME=VALUE for --service-env."""
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
+
+
+def default_peers_kit(repo):
+    """The Glance peers kit: $IMAGEDATA_PEERS_KIT, ../shared/peers, or /work/shared/peers."""
+    for candidate in (os.environ.get("IMAGEDATA_PEERS_KIT"), repo.parent / "shared" / "peers",
+                      Path("/work/shared/peers")):
+        if candidate and Path(candidate, "glance", "start.sh").exists():
+            return Path(candidate)
+    return None
+
+
+def parse_args(argv):
+    """Command line; --smoke changes the defaults of size, runs, waits and wrk."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=parse_size, help="test file size (default 1G; smoke 32M)")
+    parser.add_argument("--runs", type=int, help="runs per figure, median reported (default 3; smoke 1)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="quick functional pass: 32 MiB, 1 run, short waits, wrk skipped if missing")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--glance", action="store_true",
+                        help="also measure the real Glance from the peers kit (if installed)")
+    parser.add_argument("--peers-kit", type=Path, help="peers kit folder (default: found automatically)")
+    parser.add_argument("--big", type=parse_size, metavar="SIZE",
+                        help="also upload+download a SIZE image (e.g. 4G) to show RSS does not grow")
+    parser.add_argument("--no-curl", dest="curl", action="store_false", help="skip the curl columns")
+    parser.add_argument("--no-wrk", dest="wrk", action="store_false", help="skip the wrk GET-image test")
+    parser.add_argument("--wrk-seconds", type=int, help="wrk duration (default 10; smoke 3)")
+    parser.add_argument("--load-uploads", type=int, default=4, help="uploads streaming during wrk")
+    parser.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")],
+                        default=[16, 64], help="concurrent download counts (default 16,64)")
+    parser.add_argument("--idle-wait", type=float,
+                        help="max seconds to wait for 85%% idle CPU before each timing (default 5; smoke 1; 0 = off)")
+    parser.add_argument("--workers", type=int, help="IMAGEDATA_WORKERS for gunicorn (default: the config's)")
+    parser.add_argument("--service-env", type=parse_env_pair, action="append", default=[],
+                        metavar="NAME=VALUE", help="extra environment for the service (repeatable)")
+    parser.add_argument("--accel", action="store_true",
+                        help="hook for the X-Accel-Redirect mode: measure ours through an nginx proxy "
+                             "that serves the store under --accel-prefix (enable the service side "
+                             "with --service-env)")
+    parser.add_argument("--accel-prefix", default="/_accel/", help="internal nginx location for --accel")
+    parser.add_argument("--repo", type=Path, default=BENCH_DIR.parent, help="imagedata checkout")
+    parser.add_argument("--venv", type=Path, help="virtualenv with imagedata installed (default: REPO/.venv)")
+    parser.add_argument("--workdir", type=Path, help="parent of the temporary folder (default: system temp)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, data)")
+    opts = parser.parse_args(argv)
+    apply_defaults(opts)
+    return opts
+
+
+def apply_defaults(opts):
+    """Fill in defaults that depend on --smoke."""
+    smoke = opts.smoke
+    opts.size = opts.size or parse_size("32M" if smoke else "1G")
+    opts.runs = opts.runs or (1 if smoke else 3)
+    opts.wrk_seconds = opts.wrk_seconds or (3 if smoke else 10)
+    opts.idle_wait = opts.idle_wait if opts.idle_wait is not None else (1.0 if smoke else 5.0)
+    if opts.wrk and not phases.wrk_available():
+        if not smoke:
+            raise SystemExit("wrk not found: apt-get install -y wrk (or pass --no-wrk)")
+        print("bench: wrk not installed; skipping the GET-image load test (smoke mode)")
+        opts.wrk = False
+    if opts.curl and not shutil.which("curl"):
+        print("bench: curl not installed; skipping the curl columns")
+        opts.curl = False
+
+
+def find_bin_dir(opts):
+    """The folder holding the ``imagedata`` and ``gunicorn`` scripts."""
+    candidates = [opts.venv / "bin"] if opts.venv else []
+    candidates += [opts.repo / ".venv" / "bin", Path(sys.executable).parent]
+    for folder in candidates:
+        if (folder / "imagedata").exists() and (folder / "gunicorn").exists():
+            return folder
+    raise SystemExit("imagedata is not installed: python3 -m venv .venv && .venv/bin/pip install -e . "
+                     "(or pass --venv)")
+
+
+class Bench:
+    """Everything the phases share: options, source, targets, sink, results, RSS sampler."""
+
+    def __init__(self, opts, source, sampler, ours, nginx, glance):
+        self.opts = opts
+        self.source = source
+        self.sampler = sampler
+        self.ours = ours
+        self.results = phases.Results()
+        self.sink = BufferSink(source.size)
+        self.timeout = max(120.0, source.size / (20 << 20))
+        self.upload_targets = [t for t in (ours, nginx, glance) if t]
+        self.download_targets = self.upload_targets
+        self.range_targets = [ours, nginx]
+
+    def rss_phase(self, name, target, size=None):
+        """Sample worker RSS while ours transfers (a no-op for the other targets)."""
+        if target.name != "ours":
+            return nullcontext()
+        return self.sampler.phase(f"{name}@{size_label(size or self.source.size)}")
+
+    def close(self):
+        """Release the download buffer."""
+        self.sink.close()
+
+
+def make_source(path, size):
+    """Write the random file and take its digests (the hash pass also warms the page cache)."""
+    print(f"bench: writing {size_label(size)} of random data to {path}", flush=True)
+    sysmon.write_random_file(path, size)
+    _, md5, sha512 = sysmon.hash_file_two_threads(path)
+    return Source(path, md5, sha512)
+
+
+def warm_up(target, sampler):
+    """A few small requests per worker, then record each worker's idle RSS."""
+    for _ in range(20):
+        request(target.addr, "GET", "/versions")
+        request(target.addr, "GET", "/v2/images", target.headers())
+    time.sleep(0.3)
+    sampler.mark_baseline()
+
+
+def start_glance(opts, group):
+    """Start the real Glance when asked and installed; return (server, reason it was skipped)."""
+    if not opts.glance:
+        return None, None
+    kit = opts.peers_kit or default_peers_kit(opts.repo)
+    peers_dir = Path(os.environ.get("IMAGEDATA_PEERS_DIR")
+                     or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "imagedata-peers")
+    if kit is None:
+        return None, "peers kit not found (pass --peers-kit)"
+    glance = servers.GlanceServer(group, kit, peers_dir)
+    reason = glance.missing()
+    if reason:
+        return None, reason
+    glance.start()
+    return glance, None
+
+
+def start_everything(opts, group, workdir):
+    """Start nginx, ours (and Glance); return (Bench, list of servers for the config record)."""
+    bin_dir = find_bin_dir(opts)
+    ours_server = servers.ImagedataServer(group, opts.repo, bin_dir, workdir, opts.workers,
+                                          dict(opts.service_env))
+    accel = None
+    if opts.accel:
+        accel = {"accel_prefix": opts.accel_prefix, "store_parent": ours_server.store_parent,
+                 "upstream": f"{servers.LOOPBACK}:{ours_server.port}"}
+    nginx = servers.NginxServer(group, workdir, accel)
+    nginx.write_config()
+    source = make_source(nginx.files_dir / "image.bin", opts.size)
+    print("bench: starting nginx and imagedata", flush=True)
+    nginx.start()
+    ours_server.start()
+    ours_addr = nginx.accel_addr if opts.accel else ours_server.addr
+    ours = ImageApiTarget("ours", ours_addr, ours_server.token, source)
+    glance_server, skipped = start_glance(opts, group)
+    glance = ImageApiTarget("glance", glance_server.addr, "bench", source) if glance_server else None
+    sampler = sysmon.RssSampler(ours_server.workers)
+    sampler.start()
+    group.on_close(sampler.stop)
+    warm_up(ours, sampler)
+    bench = Bench(opts, source, sampler, ours, NginxTarget(nginx.addr, nginx, source), glance)
+    if skipped:
+        bench.results.note(f"Glance skipped: {skipped}")
+    return bench, {"ours": ours_server, "nginx": nginx, "glance": glance_server}
+
+
+def prepare_downloads(bench):
+    """Store the source once in ours (and Glance) to download it later."""
+    for target in bench.upload_targets:
+        if isinstance(target, ImageApiTarget):
+            with bench.rss_phase("upload", target):
+                target.prepare_download()
+
+
+def run_phases(bench):
+    """All measurements, interleaved run by run so ratios compare the same moment."""
+    steps = [("hash", phases.measure_hash), ("uploads", phases.measure_uploads),
+             ("downloads", phases.measure_downloads), ("ranges", phases.measure_ranges),
+             ("concurrency", phases.measure_concurrency), ("GET image", phases.measure_metadata)]
+    for run in range(bench.opts.runs):
+        for name, step in steps:
+            print(f"bench: run {run + 1}/{bench.opts.runs}: {name}", flush=True)
+            step(bench, run)
+
+
+def run_big(bench, workdir, token):
+    """The --big RSS check: a second file of another size through ours."""
+    path = Path(workdir) / "big.bin"
+    source = make_source(path, bench.opts.big)
+    try:
+        print(f"bench: {size_label(source.size)} upload and download through ours", flush=True)
+        phases.measure_big(bench, ImageApiTarget("ours", bench.ours.addr, token, source))
+    finally:
+        source.close()
+        path.unlink(missing_ok=True)
+
+
+def config_record(opts, running):
+    """What was measured, for the JSON document."""
+    ours = running["ours"]
+    return {
+        "size": opts.size, "size_label": size_label(opts.size), "runs": opts.runs, "smoke": opts.smoke,
+        "big": opts.big, "concurrency": opts.concurrency, "load_uploads": opts.load_uploads,
+        "wrk_seconds": opts.wrk_seconds if opts.wrk else None, "curl": opts.curl, "accel": opts.accel,
+        "ours": {"port": ours.port, "workers_env": opts.workers, "service_env": dict(opts.service_env),
+                 "workers": len(ours.workers())},
+        "nginx": {"port": running["nginx"].port},
+        "glance": {"port": running["glance"].port} if running["glance"] else None,
+        "machine": {"cpus": os.cpu_count(), "kernel": platform.release(),
+                    "python": platform.python_version()},
+        "units": "MiB/s = 2^20 bytes/s; MB = 10^6 bytes",
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def finish(bench, opts, running):
+    """Build, print and save the report; return the exit status."""
+    rss = bench.sampler.summary()
+    problems = bench.results.problems
+    for target in bench.upload_targets:
+        for text in getattr(target, "delete_problems", []):
+            bench.results.note(text)
+    doc = report.build_document(config_record(opts, running), bench.results.figures, rss,
+                                problems, bench.results.notes, bench.results.idle)
+    tail, middle = phases.range_specs(opts.size).values()
+    labels = {"tail": size_label(tail[1]), "middle": size_label(middle[1]),
+              "uploads": opts.load_uploads, "big": size_label(opts.big or 0)}
+    print()
+    print(f"imagedata benchmark: {size_label(opts.size)}, {opts.runs} run(s), median [min-max]; "
+          f"ratios are medians of same-run ratios; "
+          f"{doc['idle_checks']['contended_starts']}/{doc['idle_checks']['count']} starts contended")
+    print(report.render_table(doc, labels))
+    for text in bench.results.notes:
+        print(f"note: {text}")
+    for text in problems:
+        print(f"PROBLEM: {text}")
+    if opts.json:
+        report.write_json(doc, opts.json)
+        print(f"bench: wrote {opts.json}")
+    print("bench: OK" if not problems else f"bench: FAILED ({len(problems)} problem(s))")
+    return 0 if not problems else 1
+
+
+def install_signal_handlers():
+    """Turn SIGTERM/SIGHUP into SystemExit so that cleanup runs."""
+    def handler(signum, _frame):
+        raise SystemExit(128 + signum)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, handler)
+
+
+@contextmanager
+def temporary_folder(opts):
+    """A private temporary folder, removed at the end unless --keep."""
+    path = Path(tempfile.mkdtemp(prefix="imagedata-bench-", dir=opts.workdir))
+    try:
+        yield path
+    finally:
+        if opts.keep:
+            print(f"bench: kept {path}")
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def main(argv=None):
+    """Run the benchmark; return the exit status."""
+    opts = parse_args(argv)
+    install_signal_handlers()
+    with temporary_folder(opts) as workdir, servers.ProcessGroup() as group:
+        try:
+            bench, running = start_everything(opts, group, workdir)
+        except (RuntimeError, HTTPFailure, OSError) as exc:
+            print(f"bench: setup failed: {exc}", file=sys.stderr)
+            return 2
+        try:
+            prepare_downloads(bench)
+            run_phases(bench)
+            if opts.big:
+                run_big(bench, workdir, running["ours"].token)
+        except (RuntimeError, HTTPFailure) as exc:
+            bench.results.problem(f"benchmark aborted: {exc}")
+        finally:
+            group.on_close(bench.close)
+            group.on_close(bench.source.close)
+        return finish(bench, opts, running)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+"""Production gunicorn settings, read from the environment (no app imports here)."""
+import os
+
+bind = [b.strip() for b in os.environ.get("IMAGEDATA_BIND", "127.0.0.1:9292").split(",") if b.strip()]
+workers = int(os.environ.get("IMAGEDATA_WORKERS", "2"))
+# Threads keep slow clients from blocking a worker; uploads and downloads each hold one.
+worker_class = "gthread"
+threads = int(os.environ.get("IMAGEDATA_THREADS", "16"))
+# The worker heartbeat, not a request limit: long transfers run in threads and keep it alive.
+timeout = int(os.environ.get("IMAGEDATA_WORKER_TIMEOUT", "120"))
+graceful_timeout = int(os.environ.get("IMAGEDATA_GRACEFUL_TIMEOUT", "30"))
+keepalive = 5
+# Header limits: oversized request lines and headers are refused by gunicorn (400/431).
+limit_request_line = 8190
+limit_request_fields = 100
+limit_request_field_size = 8190
+accesslog = os.environ.get("IMAGEDATA_ACCESS_LOG", "-")
+errorlog = "-"
+loglevel = os.environ.get("IMAGEDATA_LOG_LEVEL", "info").lower()
+access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms req=%({x-openstack-request-id}o)s'
+# Trust X-Forwarded-* only from a proxy on this host.
+forwarded_allow_ips = os.environ.get("IMAGEDATA_FORWARDED_ALLOW_IPS", "127.0.0.1")
+sendfile = True

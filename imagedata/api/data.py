@@ -1,0 +1,88 @@
+"""Image data: PUT and GET /v2/images/{id}/file."""
+from __future__ import annotations
+
+import re
+
+from flask import Blueprint, Response, request
+from werkzeug.wsgi import wrap_file
+
+from imagedata.api.common import no_body, services
+from imagedata.auth import authenticate, current_caller
+from imagedata.errors import BadRequest, LengthRequired, UnsupportedMediaType
+from imagedata.service import download, upload
+
+bp = Blueprint("data", __name__, url_prefix="/v2/images")
+bp.before_request(authenticate)
+
+SIZE_RE = re.compile(r"^\s*\d{1,30}\s*$")
+SEND_BUFFER = 1 << 20
+
+
+def _image_size_header() -> int | None:
+    value = request.headers.get("x-openstack-image-size")
+    if value is None:
+        return None
+    if not SIZE_RE.match(value):
+        raise BadRequest("Invalid or missing image size in request headers.")
+    return int(value)
+
+
+def _framing() -> int | None:
+    """The Content-Length, or None for a chunked body the server terminates."""
+    chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    length = request.headers.get("Content-Length")
+    if chunked and length is not None:
+        raise BadRequest("Content-Length and Transfer-Encoding: chunked must not be combined.")
+    if chunked:
+        if not request.environ.get("wsgi.input_terminated"):
+            raise LengthRequired("This server cannot read chunked uploads; send a Content-Length.")
+        return None
+    if length is None:
+        return 0  # no body at all: a zero-byte upload, as Glance treats it
+    if not length.isdigit():
+        raise BadRequest("Invalid Content-Length.")
+    return int(length)
+
+
+@bp.put("/<image_id>/file")
+def upload_data(image_id):
+    """PUT /v2/images/{id}/file: stream the body into a store; 204 when the image is active."""
+    if request.mimetype != "application/octet-stream":
+        raise UnsupportedMediaType(f"The request media type {request.content_type} is not supported by this "
+                                   f"server. Invalid content type {request.content_type}")
+    image_size = _image_size_header()
+    req = upload.UploadRequest(image_id=image_id, stream=request.environ["wsgi.input"],
+                               content_length=_framing(), image_size=image_size,
+                               store_id=request.headers.get("X-Image-Meta-Store"))
+    sock = request.environ.get("gunicorn.socket")
+    previous = sock.gettimeout() if sock is not None else None
+    if sock is not None:
+        sock.settimeout(services().settings.upload_idle_timeout)
+    try:
+        upload.upload_image_data(services(), current_caller(), req)
+    finally:
+        if sock is not None:
+            sock.settimeout(previous)
+    return Response(status=204)
+
+
+@bp.get("/<image_id>/file")
+@no_body
+def download_data(image_id):
+    """GET (and HEAD) /v2/images/{id}/file: 200, 206, 204 or 304, streamed with sendfile."""
+    req = download.DownloadRequest(image_id=image_id, range=request.headers.get("Range"),
+                                   content_range=request.headers.get("Content-Range"),
+                                   if_range=request.headers.get("If-Range"),
+                                   if_none_match=request.headers.get("If-None-Match"))
+    plan = download.prepare_download(services(), current_caller(), req)
+    response = Response(status=plan.status, headers=plan.headers)
+    if plan.body is not None:
+        prefix = services().settings.accel_redirect_prefix
+        if prefix and plan.data_name:
+            plan.body.close()
+            response.headers["X-Accel-Redirect"] = f"{prefix}/{plan.store_id}/{plan.data_name}"
+            response.headers.pop("Content-Length", None)
+        else:
+            response.response = wrap_file(request.environ, plan.body, SEND_BUFFER)
+            response.direct_passthrough = True
+    return response

@@ -1,0 +1,78 @@
+"""One renderer for every error: JSON for clients that ask for it, short text otherwise.
+
+Glance (via WebOb) answers JSON only to clients that accept application/json;
+python-glanceclient sends ``Accept: */*`` and cannot parse a flat JSON error body,
+so a wildcard gets text/plain. Unlike Glance, nobody gets HTML.
+"""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, make_response, request
+from werkzeug.exceptions import HTTPException
+
+from imagedata.db import UNAVAILABLE_ERRORS
+from imagedata.errors import ImageDataError
+
+log = logging.getLogger(__name__)
+
+
+def wants_json() -> bool:
+    """True only when the client explicitly accepts application/json."""
+    return any(value == "application/json" and quality > 0 for value, quality in request.accept_mimetypes)
+
+
+def error_response(status: int, title: str, message: str, headers: dict | None = None):
+    """Build the error response in the negotiated format."""
+    code = f"{status} {title}"
+    if wants_json():
+        response = jsonify({"message": message, "code": code, "title": title})
+    else:
+        response = make_response(f"{code}\n\n{message}\n")
+        response.mimetype = "text/plain"
+    response.status_code = status
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def handle_domain_error(exc: ImageDataError):
+    """Render a domain error raised by a service."""
+    if exc.status >= 500:
+        log.warning("%s %s -> %d: %s", request.method, request.path, exc.status, exc.message)
+    return error_response(exc.status, exc.title, exc.message, exc.headers)
+
+
+def handle_http_exception(exc: HTTPException):
+    """Render werkzeug's routing and protocol errors (404, 405, 413, ...) the same way."""
+    headers = {k: v for k, v in exc.get_headers() if k.lower() == "allow"}
+    if exc.code == 405 and exc.valid_methods:
+        headers["Allow"] = ", ".join(m for m in exc.valid_methods if m != "OPTIONS")
+    message = exc.description or exc.name
+    if exc.code == 405:
+        message = f"The method {request.method} is not allowed for this resource."
+    return error_response(exc.code or 500, exc.name, message, headers)
+
+
+def handle_database_unavailable(exc: Exception):
+    """The database is locked or gone: 503, so the client retries."""
+    log.warning("database unavailable on %s %s: %s", request.method, request.path, exc)
+    return error_response(503, "Service Unavailable", "The image database is busy or unavailable; try again.")
+
+
+def handle_unexpected(exc: Exception):
+    """Last resort: log the traceback, tell the client nothing internal."""
+    if isinstance(exc, HTTPException):
+        return handle_http_exception(exc)
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return error_response(500, "Internal Server Error", "The server has either erred or is incapable of "
+                          "performing the requested operation.")
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Install the handlers on the app, so routing errors take the same path."""
+    app.register_error_handler(ImageDataError, handle_domain_error)
+    app.register_error_handler(HTTPException, handle_http_exception)
+    for cls in UNAVAILABLE_ERRORS:
+        app.register_error_handler(cls, handle_database_unavailable)
+    app.register_error_handler(Exception, handle_unexpected)

@@ -1,0 +1,74 @@
+"""Discovery: /v2/info/stores, /v2/info/stores/detail, /v2/info/import, /v2/info/usage; health."""
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+
+from imagedata.api.common import no_body, services
+from imagedata.auth import authenticate, current_caller
+from imagedata.service import quotas
+
+bp = Blueprint("info", __name__, url_prefix="/v2/info")
+bp.before_request(authenticate)
+health_bp = Blueprint("health", __name__)
+
+
+def _store_entry(store, detail: bool) -> dict:
+    svc = services()
+    entry = {"id": store.store_id}
+    description = svc.stores.descriptions.get(store.store_id)
+    if description:
+        entry["description"] = description
+    if store.store_id == svc.stores.default_id:
+        entry["default"] = "true"  # Glance: a string, only on the default store
+    if detail:
+        entry.update({"type": store.kind, "weight": 0, "properties": store.details()})
+    return entry
+
+
+@bp.get("/stores")
+@no_body
+def stores():
+    """The configured stores, in configuration order, the default flagged."""
+    return jsonify({"stores": [_store_entry(store, False) for store in services().stores]})
+
+
+@bp.get("/stores/detail")
+@no_body
+def stores_detail():
+    """Admins (or the service role) also see each store's type and properties."""
+    services().policy.enforce("stores_info_detail", current_caller())
+    return jsonify({"stores": [_store_entry(store, True) for store in services().stores]})
+
+
+@bp.get("/import")
+@no_body
+def import_methods():
+    """No interoperable import methods are offered: data arrives by PUT /file."""
+    return jsonify({"import-methods": {"description": "Import methods available.", "type": "array",
+                                       "value": []}})
+
+
+@bp.get("/usage")
+@no_body
+def usage():
+    """The caller's project's limits and usage."""
+    return jsonify(quotas.usage_report(services().settings, current_caller().project_id))
+
+
+@health_bp.get("/healthcheck")
+def healthcheck():
+    """200 "OK" when the database answers and every store is usable; 503 otherwise."""
+    from imagedata.models import Image
+
+    problems = []
+    try:
+        Image.select().limit(1).count()
+    except Exception:
+        problems.append("database: unavailable")
+    for store in services().stores:
+        problem = store.problem()
+        if problem:
+            problems.append(f"store {store.store_id}: {problem}")
+    if problems:
+        return "\n".join(problems) + "\n", 503, {"Content-Type": "text/plain"}
+    return "OK\n", 200, {"Content-Type": "text/plain"}

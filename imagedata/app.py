@@ -1,0 +1,103 @@
+"""The application factory: config -> db -> stores -> blueprints -> error handlers -> CLI."""
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import uuid
+
+from flask import Flask, g, request
+
+from imagedata.api import data, images, info, members, schema_docs, versions
+from imagedata.api.errors import register_error_handlers
+from imagedata.config import ConfigError, Settings, load_settings
+from imagedata.db import create_tables, database, init_database
+from imagedata.policy import Policy, parse_overrides
+from imagedata.service import Services
+from imagedata.service.lease import recover_uploads
+from imagedata.stores import build_registry
+
+log = logging.getLogger("imagedata")
+
+
+def create_app(env: dict | None = None, **overrides) -> Flask:
+    """Build the WSGI app from the environment (or ``env``), with explicit ``overrides``."""
+    settings = load_settings(env, **overrides)
+    configure_logging(env)
+    check_noauth_binding(settings, env)
+    app = Flask("imagedata")
+    app.config["IMAGEDATA"] = settings
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
+    app.json.sort_keys = False
+    os.makedirs(settings.data_dir, exist_ok=True)
+    init_database(settings.database_url)
+    create_tables()
+    stores = build_registry(settings)
+    app.extensions["imagedata"] = Services(settings, Policy(parse_overrides(settings.policy),
+                                                            settings.data_admin_only), stores)
+    with database.connection_context():
+        recover_uploads(stores, settings.upload_lease_seconds)
+    register_request_hooks(app)
+    for blueprint in (versions.bp, info.health_bp, images.bp, data.bp, members.bp, info.bp, schema_docs.bp):
+        app.register_blueprint(blueprint)
+    register_error_handlers(app)
+    from imagedata.cli import register_commands
+
+    register_commands(app)
+    app.wsgi_app = versions.VersionPrefixMiddleware(app.wsgi_app)
+    if settings.auth == "noauth":
+        log.warning("AUTHENTICATION IS OFF (IMAGEDATA_AUTH=noauth): every caller is an admin. "
+                    "Use this only on loopback for local work.")
+    return app
+
+
+def configure_logging(env: dict | None) -> None:
+    """Log to stderr (gunicorn captures it) at IMAGEDATA_LOG_LEVEL, default INFO."""
+    level = (env if env is not None else os.environ).get("IMAGEDATA_LOG_LEVEL", "INFO").upper()
+    logger = logging.getLogger("imagedata")
+    logger.setLevel(level)
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
+def check_noauth_binding(settings: Settings, env: dict | None) -> None:
+    """noauth mode refuses to run unless the server is bound to loopback only."""
+    if settings.auth != "noauth":
+        return
+    bind = (env if env is not None else os.environ).get("IMAGEDATA_BIND", "127.0.0.1:9292")
+    for address in bind.split(","):
+        host = address.strip().rsplit(":", 1)[0].strip("[]")
+        if host == "localhost":
+            continue
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise ConfigError(f"IMAGEDATA_AUTH=noauth refuses to start: IMAGEDATA_BIND {address!r} is not loopback")
+
+
+def register_request_hooks(app: Flask) -> None:
+    """Per-request database connection and the x-openstack-request-id header."""
+
+    @app.before_request
+    def open_connection():
+        incoming = request.headers.get("X-Openstack-Request-ID", "")
+        if incoming and len(incoming) <= 64 and incoming.isprintable():
+            g.request_id = incoming if incoming.startswith("req-") else f"req-{incoming}"
+        else:
+            g.request_id = f"req-{uuid.uuid4()}"
+        database.connect(reuse_if_open=True)
+
+    @app.after_request
+    def add_request_id(response):
+        response.headers["x-openstack-request-id"] = g.get("request_id") or f"req-{uuid.uuid4()}"
+        return response
+
+    @app.teardown_request
+    def close_connection(exc):
+        if not database.is_closed():
+            database.close()

@@ -1,0 +1,138 @@
+"""The `imagedata` command: database, tokens, quotas, recovery and scrubbing."""
+from __future__ import annotations
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup
+
+from imagedata.db import create_tables, database
+
+
+def _create_app():
+    from imagedata.app import create_app
+
+    return create_app()
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    cli = FlaskGroup(create_app=_create_app, add_default_commands=True, add_version_option=False,
+                     help="imagedata: image-data service speaking the OpenStack Image API v2.")
+    cli.main(prog_name="imagedata")
+
+
+def register_commands(app: Flask) -> None:
+    """Attach every command to the app's CLI group."""
+    app.cli.add_command(db_sync)
+    app.cli.add_command(token)
+    app.cli.add_command(quota)
+    app.cli.add_command(recover)
+
+
+@click.command("db-sync")
+def db_sync():
+    """Create the database tables (idempotent)."""
+    create_tables()
+    click.echo(f"database ready: {_safe_url(current_app.config['IMAGEDATA'].database_url)}")
+
+
+def _safe_url(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.split("@", 1)[1]
+    return scheme + sep + rest
+
+
+@click.group()
+def token():
+    """Create, list and revoke API tokens."""
+
+
+@token.command("create")
+@click.option("--project", required=True, help="Project the token acts for (image owner).")
+@click.option("--user", default=None, help="User id (default: user-<project>).")
+@click.option("--roles", default="member,reader", show_default=True, help="Comma-separated roles.")
+@click.option("--expires-in", type=click.IntRange(min=1), default=None, help="Lifetime in seconds.")
+def token_create(project, user, roles, expires_in):
+    """Create a token and print it (last line of stdout; it is shown only once)."""
+    from imagedata.service.tokens import create_token
+
+    with database.connection_context():
+        row, secret = create_token(project, user, roles.split(","), expires_in)
+    click.echo(f"token id {row.token_id}: project={row.project_id} user={row.user_id} roles={row.roles}"
+               + (f" expires={row.expires_at:%Y-%m-%dT%H:%M:%SZ}" if row.expires_at else ""), err=True)
+    click.echo(secret)
+
+
+@token.command("list")
+@click.option("--project", default=None)
+def token_list(project):
+    """List tokens (ids and owners; secrets are never stored)."""
+    from imagedata.service.tokens import list_tokens
+
+    with database.connection_context():
+        for row in list_tokens(project):
+            state = "revoked" if row.revoked else "active"
+            expires = f"{row.expires_at:%Y-%m-%dT%H:%M:%SZ}" if row.expires_at else "never"
+            click.echo(f"{row.token_id}\t{row.project_id}\t{row.user_id}\t{row.roles}\t{state}\texpires={expires}")
+
+
+@token.command("revoke")
+@click.argument("token_id")
+def token_revoke(token_id):
+    """Revoke a token by its id."""
+    from imagedata.service.tokens import revoke_token
+
+    with database.connection_context():
+        if not revoke_token(token_id):
+            raise click.ClickException(f"no token with id {token_id}")
+    click.echo(f"revoked {token_id}")
+
+
+@click.group()
+def quota():
+    """Show and set per-project quotas."""
+
+
+@quota.command("set")
+@click.option("--project", required=True)
+@click.option("--image-size-total", type=click.IntRange(min=0), default=None, help="Bytes; 0 = unlimited.")
+@click.option("--image-count-total", type=click.IntRange(min=0), default=None)
+@click.option("--image-count-uploading", type=click.IntRange(min=0), default=None)
+def quota_set(project, image_size_total, image_count_total, image_count_uploading):
+    """Override a project's limits."""
+    from imagedata.service.quotas import set_quota
+
+    with database.connection_context():
+        set_quota(project, image_size_total=image_size_total, image_count_total=image_count_total,
+                  image_count_uploading=image_count_uploading)
+    click.echo(f"quota updated for {project}")
+    _print_usage(project)
+
+
+@quota.command("show")
+@click.option("--project", required=True)
+def quota_show(project):
+    """Print a project's limits and usage."""
+    _print_usage(project)
+
+
+def _print_usage(project: str) -> None:
+    from imagedata.service.quotas import usage_report
+
+    with database.connection_context():
+        report = usage_report(current_app.config["IMAGEDATA"], project)["usage"]
+    for name, values in report.items():
+        limit = "unlimited" if values["limit"] < 0 else values["limit"]
+        click.echo(f"{name}\tlimit={limit}\tusage={values['usage']}")
+
+
+@click.command()
+def recover():
+    """Return images whose upload died to `queued` and remove their temporary files."""
+    from imagedata.service.lease import recover_uploads
+
+    services = current_app.extensions["imagedata"]
+    with database.connection_context():
+        recovered = recover_uploads(services.stores, services.settings.upload_lease_seconds)
+    click.echo(f"recovered {len(recovered)} upload(s)" + "".join(f"\n  {i}" for i in recovered))

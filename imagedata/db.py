@@ -1,0 +1,36 @@
+"""The metadata database: one proxy, initialised from a URL at start-up."""
+from __future__ import annotations
+
+from peewee import DatabaseProxy, OperationalError, InterfaceError
+from playhouse.db_url import connect
+
+database = DatabaseProxy()
+
+# Errors that mean "the database is not answering right now" (locked, gone, refused).
+UNAVAILABLE_ERRORS = (OperationalError, InterfaceError)
+
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "synchronous": "full",
+    "busy_timeout": 10000,
+    "foreign_keys": 1,
+}
+
+
+def init_database(url: str):
+    """Point the shared proxy at the database named by ``url`` and return it."""
+    kwargs = {}
+    if url.startswith("sqlite"):
+        kwargs["pragmas"] = SQLITE_PRAGMAS
+        kwargs["timeout"] = 10
+    db = connect(url, **kwargs)
+    database.initialize(db)
+    return db
+
+
+def create_tables() -> None:
+    """Create every table that does not exist yet (idempotent)."""
+    from imagedata import models
+
+    with database.connection_context():
+        database.create_tables(models.ALL_MODELS, safe=True)

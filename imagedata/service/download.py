@@ -1,0 +1,166 @@
+"""Downloads: decide status, headers and the open file before anything is sent."""
+from __future__ import annotations
+
+import dataclasses
+import io
+import logging
+import os
+from typing import BinaryIO
+
+from imagedata.errors import Forbidden, ImageDataUnavailable, ImageNotFound
+from imagedata.models import Image
+from imagedata.policy import Caller, is_visible
+from imagedata.service import Services
+from imagedata.service.images import find_image, member_status
+from imagedata.service.ranges import ByteRange, check_multi_range, select_range
+from imagedata.stores.base import DataMissing
+
+log = logging.getLogger(__name__)
+
+DATA_STATUSES = ("active", "deactivated")
+
+
+@dataclasses.dataclass
+class DownloadRequest:
+    """The headers of GET /v2/images/{id}/file that shape the answer."""
+
+    image_id: str
+    range: str | None = None
+    content_range: str | None = None  # legacy request header (pre-Pike clients)
+    if_range: str | None = None
+    if_none_match: str | None = None
+
+
+@dataclasses.dataclass
+class Download:
+    """A resolved answer: status, headers and (for 200/206) an open, positioned file."""
+
+    status: int
+    headers: dict
+    body: "BoundedFile | None" = None
+    store_id: str | None = None
+    data_name: str | None = None
+
+
+class BoundedFile(io.RawIOBase):
+    """A read-only view of ``length`` bytes of an open file, starting at ``start``.
+
+    It keeps the real file descriptor (``fileno``) so the WSGI server can hand the
+    slice to ``sendfile``; ``read`` never returns bytes past the slice.
+    """
+
+    mode = "rb"
+
+    def __init__(self, raw: BinaryIO, start: int, length: int):
+        super().__init__()
+        self.raw = raw
+        self.remaining = length
+        raw.seek(start)
+
+    def readable(self) -> bool:
+        """Always readable."""
+        return True
+
+    def fileno(self) -> int:
+        """The underlying descriptor, positioned at the slice start."""
+        return self.raw.fileno()
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes, never past the end of the slice."""
+        if self.remaining <= 0:
+            return b""
+        size = self.remaining if size is None or size < 0 else min(size, self.remaining)
+        data = self.raw.read(size)
+        self.remaining -= len(data)
+        return data
+
+    def readinto(self, buffer) -> int:
+        """Fill ``buffer`` from the slice; returns the count."""
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        """Move the underlying file (used by socket.sendfile after sending)."""
+        return self.raw.seek(pos, whence)
+
+    def tell(self) -> int:
+        """Position of the underlying file."""
+        return self.raw.tell()
+
+    def close(self) -> None:
+        """Close the underlying file."""
+        try:
+            self.raw.close()
+        finally:
+            super().close()
+
+
+def etag_of(image: Image) -> str | None:
+    """A strong validator derived from the image's sha512 (data is immutable once active)."""
+    return f'"{image.os_hash_value}"' if image.os_hash_value else None
+
+
+def prepare_download(svc: Services, caller: Caller, req: DownloadRequest) -> Download:
+    """Resolve a download in Glance's check order; the body is opened but not read."""
+    image = find_image(req.image_id)
+    if image is None:
+        raise ImageNotFound(req.image_id)
+    status = member_status(image, caller)
+    if not is_visible(caller, image, status):
+        raise ImageNotFound(req.image_id)
+    if image.status == "deactivated" and not caller.is_admin:
+        raise Forbidden("The requested image has been deactivated. Image data download is forbidden.")
+    svc.policy.enforce("download_image", caller, image, status)
+    check_multi_range(req.range)
+    if image.status not in DATA_STATUSES or not image.data_key:
+        return Download(204, {})
+    return _open_data(svc, image, req)
+
+
+def _open_data(svc: Services, image: Image, req: DownloadRequest) -> Download:
+    if image.data_error:
+        raise ImageDataUnavailable("The image data is damaged and cannot be served.")
+    store = svc.stores.get(image.store)
+    if store is None:
+        raise ImageDataUnavailable(f"The store holding this image ('{image.store}') is not configured.")
+    etag = etag_of(image)
+    headers = {"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"}
+    if image.checksum:
+        headers["Content-MD5"] = image.checksum  # Glance: hex md5 of the whole image
+    if etag:
+        headers["ETag"] = etag
+    if etag and req.if_none_match and _etag_matches(req.if_none_match, etag):
+        return Download(304, headers)
+    use_range = req.if_range is None or req.if_range.strip() == etag
+    chosen = select_range(req.range, req.content_range, image.size) if use_range else None
+    raw = _open_checked(store, image)
+    if chosen is None:
+        chosen, code = ByteRange(0, image.size), 200
+    else:
+        code = 206
+        headers["Content-Range"] = f"bytes {chosen.start}-{chosen.last}/{image.size}"
+    headers["Content-Length"] = str(chosen.length)
+    body = BoundedFile(raw, chosen.start, chosen.length)
+    data_name = store.data_name(image.id, image.data_key) if hasattr(store, "data_name") else None
+    return Download(code, headers, body, store.store_id, data_name)
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    candidates = [part.strip() for part in header.split(",")]
+    return "*" in candidates or etag in candidates or f"W/{etag}" in candidates
+
+
+def _open_checked(store, image: Image) -> BinaryIO:
+    """Open the data and refuse to serve it if it is missing or not the recorded size."""
+    try:
+        raw = store.open_data(image.id, image.data_key)
+    except DataMissing:
+        log.error("image %s is active but its data is missing from store %s", image.id, store.store_id)
+        raise ImageDataUnavailable("The image data is missing from its store and cannot be served.") from None
+    actual = os.fstat(raw.fileno()).st_size
+    if actual != image.size:
+        raw.close()
+        log.error("image %s: stored data is %d bytes, expected %d", image.id, actual, image.size)
+        raise ImageDataUnavailable("The image data is damaged and cannot be served.")
+    return raw

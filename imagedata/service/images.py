@@ -1,0 +1,211 @@
+"""Image records: create, show, update, delete, deactivate, tags."""
+from __future__ import annotations
+
+import logging
+import uuid
+
+from peewee import IntegrityError
+
+from imagedata.db import database
+from imagedata.errors import BadRequest, Conflict, Forbidden, ImageNotFound, NotFound
+from imagedata.models import Image, ImageMember, ImageProperty, ImageTag, utcnow
+from imagedata.policy import Caller
+from imagedata.service import Services, patch, quotas
+from imagedata.stores.base import IMAGE_ID_RE
+
+log = logging.getLogger(__name__)
+
+MUTABLE_BASE = ("name", "visibility", "protected", "os_hidden", "disk_format", "container_format",
+                "min_disk", "min_ram", "owner")
+
+
+def attach_extras(images: list[Image]) -> list[Image]:
+    """Load tags and extra properties of ``images`` in two queries."""
+    by_id = {image.id: image for image in images}
+    for image in images:
+        image.tag_list = []
+        image.extra_properties = {}
+    if not by_id:
+        return images
+    ids = list(by_id)
+    for tag in ImageTag.select().where(ImageTag.image.in_(ids)).order_by(ImageTag.id):
+        by_id[tag.image_id].tag_list.append(tag.value)
+    for prop in ImageProperty.select().where(ImageProperty.image.in_(ids)):
+        by_id[prop.image_id].extra_properties[prop.name] = prop.value
+    return images
+
+
+def find_image(image_id: str) -> Image | None:
+    """The live (not deleted) image with this id, or None. Never raises for odd ids."""
+    if not isinstance(image_id, str) or not IMAGE_ID_RE.match(image_id.lower()):
+        return None
+    return Image.get_or_none((Image.id == image_id.lower()) & (Image.deleted == False))  # noqa: E712
+
+
+def member_status(image: Image, caller: Caller) -> str | None:
+    """The caller project's membership status on ``image``, or None."""
+    if caller.project_id is None or image.visibility != "shared":
+        return None
+    row = ImageMember.get_or_none((ImageMember.image == image.id) & (ImageMember.member == caller.project_id))
+    return row.status if row else None
+
+
+def get_visible_image(svc: Services, caller: Caller, image_id: str, rule: str = "get_image") -> Image:
+    """Load an image the caller may act on by ``rule``: 404 if invisible, 403 if only forbidden."""
+    image = find_image(image_id)
+    if image is None:
+        raise ImageNotFound(image_id)
+    status = member_status(image, caller)
+    svc.policy.enforce(rule, caller, image, status)
+    return image
+
+
+def show_image(svc: Services, caller: Caller, image_id: str) -> Image:
+    """The image with its tags and properties, for GET /v2/images/{id}."""
+    return attach_extras([get_visible_image(svc, caller, image_id)])[0]
+
+
+def create_image(svc: Services, caller: Caller, base: dict, extras: dict) -> Image:
+    """Create a queued image owned by the caller's project (or, for admins, the given owner)."""
+    svc.policy.enforce("add_image", caller)
+    owner = base.pop("owner", caller.project_id) if "owner" in base else caller.project_id
+    if owner != caller.project_id:
+        svc.policy.enforce("set_owner", caller, message="You are not permitted to create images owned by another project.")
+    _check_visibility_change(svc, caller, base.get("visibility"), owner)
+    tags = base.pop("tags", [])
+    image_id = (base.pop("id", None) or str(uuid.uuid4())).lower()
+    now = utcnow()
+    try:
+        with database.atomic():
+            if owner is not None:
+                quotas.check_image_count(svc.settings, owner)
+            Image.insert(id=image_id, owner=owner, created_at=now, updated_at=now, **base).execute()
+            _write_tags(image_id, tags)
+            _write_properties(image_id, extras)
+    except IntegrityError:
+        raise Conflict(f"An image with identifier {image_id} already exists") from None
+    log.info("image %s created by project %s", image_id, caller.project_id)
+    return show_image(svc, Caller.with_roles(None, None, ["admin"]), image_id)
+
+
+def _check_visibility_change(svc: Services, caller: Caller, visibility: str | None, owner) -> None:
+    if visibility == "public":
+        svc.policy.enforce("publicize_image", caller, message="You are not authorized to publicize images.")
+    elif visibility == "community":
+        fake = Image(id="", owner=owner, visibility="community")
+        if not svc.policy.allows("communitize_image", caller, fake):
+            raise Forbidden("You are not authorized to communitize images.")
+
+
+def _write_tags(image_id: str, tags) -> None:
+    for value in tags:
+        ImageTag.insert(image=image_id, value=value).on_conflict_ignore().execute()
+
+
+def _write_properties(image_id: str, extras: dict) -> None:
+    for name, value in extras.items():
+        ImageProperty.insert(image=image_id, name=name, value=value).execute()
+
+
+def update_image(svc: Services, caller: Caller, image_id: str, media_type: str, body) -> Image:
+    """Apply a JSON-patch document: base attributes, extra properties, tags."""
+    ops = patch.normalise_ops(media_type, body)
+    image = get_visible_image(svc, caller, image_id, "modify_image")
+    attach_extras([image])
+    changes, removed, tags = patch.apply_patch(image, ops)
+    base = {k: v for k, v in changes.items() if k in MUTABLE_BASE}
+    extras = {k: v for k, v in changes.items() if k not in MUTABLE_BASE}
+    if "owner" in base and base["owner"] != image.owner:
+        svc.policy.enforce("set_owner", caller, message="Owner can't be updated by non admin.")
+    if "visibility" in base and base["visibility"] != image.visibility:
+        _check_visibility_change(svc, caller, base["visibility"], base.get("owner", image.owner))
+    for field in ("disk_format", "container_format"):
+        if field in base and base[field] != getattr(image, field) and image.status != "queued":
+            raise Forbidden(f"Attribute {field} can be only replaced for a queued image.")
+    with database.atomic():
+        base["updated_at"] = utcnow()
+        Image.update(**base).where((Image.id == image.id) & (Image.deleted == False)).execute()  # noqa: E712
+        if removed:
+            ImageProperty.delete().where((ImageProperty.image == image.id) & ImageProperty.name.in_(list(removed))).execute()
+        for name, value in extras.items():
+            if name in image.extra_properties:
+                ImageProperty.update(value=value).where((ImageProperty.image == image.id) & (ImageProperty.name == name)).execute()
+            else:
+                ImageProperty.insert(image=image.id, name=name, value=value).execute()
+        if tags is not None:
+            ImageTag.delete().where(ImageTag.image == image.id).execute()
+            _write_tags(image.id, tags)
+    return show_image(svc, caller, image.id)
+
+
+def delete_image(svc: Services, caller: Caller, image_id: str) -> None:
+    """Soft-delete the record (the id is never reused), then remove its data."""
+    image = get_visible_image(svc, caller, image_id, "delete_image")
+    if image.protected:
+        raise Forbidden(f"Image {image.id} is protected and cannot be deleted.")
+    now = utcnow()
+    rows = (Image.update(deleted=True, deleted_at=now, updated_at=now, status="deleted", reserved_bytes=0)
+            .where((Image.id == image.id) & (Image.deleted == False)).execute())  # noqa: E712
+    if rows != 1:
+        raise ImageNotFound(image_id)
+    log.info("image %s deleted (was %s)", image.id, image.status)
+    remove_data(svc, image)
+
+
+def remove_data(svc: Services, image: Image) -> None:
+    """Best-effort removal of an image's data; anything left is found by the scrubber.
+
+    An upload still streaming notices the deletion at its next heartbeat and removes
+    its own temporary file; this removes committed data and a crashed attempt's file.
+    """
+    store = svc.stores.get(image.store) if image.store else None
+    if store is None:
+        return
+    try:
+        if image.data_key:
+            store.delete(image.id, image.data_key)
+        if image.upload_token:
+            store.discard_attempt(image.id, image.upload_token)
+    except Exception as exc:  # the record is already gone; the scrubber retries
+        log.warning("could not remove data of image %s from store %s: %s", image.id, store.store_id, exc)
+
+
+def set_active(svc: Services, caller: Caller, image_id: str, active: bool) -> None:
+    """Deactivate (active -> deactivated) or reactivate; repeating either is a no-op."""
+    rule = "reactivate" if active else "deactivate"
+    image = get_visible_image(svc, caller, image_id, rule)
+    source, target = ("deactivated", "active") if active else ("active", "deactivated")
+    if image.status == target:
+        return
+    if image.status != source:
+        verb = "reactivate" if active else "deactivate"
+        raise Forbidden(f"Not allowed to {verb} image in status '{image.status}'")
+    rows = (Image.update(status=target, updated_at=utcnow())
+            .where((Image.id == image.id) & (Image.status == source) & (Image.deleted == False)).execute())  # noqa: E712
+    if rows != 1:
+        raise Conflict(f"Image {image.id} changed state meanwhile; try again.")
+
+
+def add_tag(svc: Services, caller: Caller, image_id: str, tag: str) -> None:
+    """Add one tag (idempotent)."""
+    if not tag or len(tag) > 255:
+        raise BadRequest("Tags must be 1 to 255 characters long.")
+    image = get_visible_image(svc, caller, image_id, "modify_image")
+    with database.atomic():
+        count = ImageTag.select().where(ImageTag.image == image.id).count()
+        exists = ImageTag.select().where((ImageTag.image == image.id) & (ImageTag.value == tag)).exists()
+        if not exists and count >= 128:
+            from imagedata.errors import TooLarge
+
+            raise TooLarge("Maximum number of tags (128) exceeded.")
+        _write_tags(image.id, [tag])
+        Image.update(updated_at=utcnow()).where(Image.id == image.id).execute()
+
+
+def delete_tag(svc: Services, caller: Caller, image_id: str, tag: str) -> None:
+    """Remove one tag; 404 when the image does not carry it."""
+    image = get_visible_image(svc, caller, image_id, "modify_image")
+    rows = ImageTag.delete().where((ImageTag.image == image.id) & (ImageTag.value == tag)).execute()
+    if not rows:
+        raise NotFound(f"Tag {tag} not found on image {image.id}")
+    Image.update(updated_at=utcnow()).where(Image.id == image.id).execute()
