@@ -1,0 +1,118 @@
+"""Run the real service under gunicorn (the production gunicorn.conf.py) on a free loopback port."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import requests
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.dirname(sys.executable)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """A gunicorn master started by a test; stopped by pid, never by name."""
+
+    def __init__(self, root, **env):
+        self.root = str(root)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEDATA_")}
+        self.env.update({
+            "IMAGEDATA_DATA_DIR": f"{self.root}/data",
+            "IMAGEDATA_STORES": f"local=file://{self.root}/stores/local,slow=file://{self.root}/stores/slow",
+            "IMAGEDATA_BIND": f"127.0.0.1:{self.port}",
+            "IMAGEDATA_WORKERS": "2",
+            "IMAGEDATA_ACCESS_LOG": "",
+        })
+        self.env.update({k: str(v) for k, v in env.items()})
+        self.log_path = os.path.join(self.root, "gunicorn.log")
+        self.proc = None
+
+    def start(self, timeout: float = 30.0) -> "Server":
+        """Start gunicorn and wait until /versions answers."""
+        os.makedirs(self.root, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([os.path.join(BIN, "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
+                                     cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gunicorn exited: {self.log()}")
+            try:
+                if requests.get(f"{self.url}/versions", timeout=1).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"gunicorn did not answer in {timeout}s: {self.log()}")
+
+    def stop(self) -> None:
+        """SIGTERM the master we started (it stops its workers); SIGKILL if it hangs."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def log(self) -> str:
+        """The server's combined output so far."""
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()[-5000:]
+        except OSError:
+            return ""
+
+    def cli(self, *args: str) -> str:
+        """Run the `imagedata` command against this server's configuration; returns stdout."""
+        done = subprocess.run([os.path.join(BIN, "imagedata"), *args], cwd=REPO, env=self.env,
+                              capture_output=True, text=True, timeout=60)
+        if done.returncode != 0:
+            raise RuntimeError(f"imagedata {' '.join(args)} failed: {done.stderr}")
+        return done.stdout
+
+    def token(self, project: str = "p1", roles: str = "member,reader") -> str:
+        """A new token (the last line the CLI prints)."""
+        return self.cli("token", "create", "--project", project, "--roles", roles).strip().splitlines()[-1]
+
+    def worker_pids(self) -> list[int]:
+        """The gunicorn workers (children of the master we started)."""
+        pids = []
+        for task in os.listdir(f"/proc/{self.proc.pid}/task"):
+            with open(f"/proc/{self.proc.pid}/task/{task}/children") as f:
+                pids += [int(p) for p in f.read().split()]
+        return pids
+
+    def store_files(self) -> list[str]:
+        """Every file in the server's stores."""
+        found = []
+        for root, _dirs, files in os.walk(os.path.join(self.root, "stores")):
+            found += [os.path.join(root, f) for f in files]
+        return sorted(found)
+
+
+def rss_kib(pid: int) -> tuple[int, int]:
+    """(VmRSS, VmHWM) of a process in KiB."""
+    values = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                values[key] = int(rest.split()[0])
+    return values["VmRSS"], values["VmHWM"]
