@@ -7,6 +7,7 @@ import os
 import uuid
 
 from flask import Flask, g, request
+from werkzeug.http import HTTP_STATUS_CODES
 
 from imagedata.api import data, images, info, members, schema_docs, versions
 from imagedata.api.errors import register_error_handlers
@@ -95,6 +96,9 @@ def register_request_hooks(app: Flask) -> None:
     @app.after_request
     def add_request_id(response):
         response.headers["x-openstack-request-id"] = g.get("request_id") or f"req-{uuid.uuid4()}"
+        phrase = HTTP_STATUS_CODES.get(response.status_code)
+        if phrase:  # "404 Not Found", as Glance writes it, not werkzeug's upper case
+            response.status = f"{response.status_code} {phrase}"
         return response
 
     @app.teardown_request

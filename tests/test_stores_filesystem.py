@@ -1,0 +1,120 @@
+"""The filesystem store against its contract: temp names, rename, cleanup, safety."""
+import os
+
+import pytest
+
+from imagedata.errors import ImageDataUnavailable, StoreUnavailable
+from imagedata.stores.base import DataMissing
+from imagedata.stores.filesystem import FilesystemStore
+
+IMAGE = "0f5e8a4c-1b2d-4e3f-9a8b-7c6d5e4f3a2b"
+ATTEMPT = "a" * 32
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = FilesystemStore("local", str(tmp_path / "local"))
+    s.prepare()
+    return s
+
+
+def names(store):
+    return sorted(os.listdir(store.root))
+
+
+def test_write_commit_read(store):
+    writer = store.open_writer(IMAGE, ATTEMPT, 10)
+    writer.write(memoryview(b"0123456789"))
+    assert names(store) == [f".{IMAGE}.{ATTEMPT}.part"]
+    writer.commit()
+    assert names(store) == [f"{IMAGE}.{ATTEMPT}"]
+    with store.open_data(IMAGE, ATTEMPT) as f:
+        assert f.read() == b"0123456789"
+
+
+def test_preallocation_is_trimmed_to_what_was_written(store):
+    writer = store.open_writer(IMAGE, ATTEMPT, 1000)
+    writer.write(memoryview(b"abc"))
+    writer.commit()
+    assert os.path.getsize(os.path.join(store.root, f"{IMAGE}.{ATTEMPT}")) == 3
+
+
+def test_abort_removes_the_temporary_file(store):
+    writer = store.open_writer(IMAGE, ATTEMPT, None)
+    writer.write(memoryview(b"partial"))
+    writer.abort()
+    writer.abort()  # idempotent
+    assert names(store) == []
+
+
+def test_two_attempts_never_share_a_file(store):
+    first = store.open_writer(IMAGE, "1" * 32, None)
+    second = store.open_writer(IMAGE, "2" * 32, None)
+    first.write(memoryview(b"one"))
+    second.write(memoryview(b"two"))
+    second.commit()
+    first.abort()
+    with store.open_data(IMAGE, "2" * 32) as f:
+        assert f.read() == b"two"
+
+
+def test_missing_data(store):
+    with pytest.raises(DataMissing):
+        store.open_data(IMAGE, ATTEMPT)
+
+
+def test_missing_root_is_unavailable(store):
+    os.rmdir(store.root)
+    with pytest.raises(StoreUnavailable) as info:
+        store.open_data(IMAGE, ATTEMPT)
+    assert store.root not in str(info.value)
+    with pytest.raises(StoreUnavailable):
+        store.open_writer(IMAGE, ATTEMPT, None)
+    assert store.problem() == "missing"
+
+
+def test_symlinked_data_is_refused(store, tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"do not serve")
+    os.symlink(secret, os.path.join(store.root, f"{IMAGE}.{ATTEMPT}"))
+    with pytest.raises(ImageDataUnavailable):
+        store.open_data(IMAGE, ATTEMPT)
+
+
+def test_directory_in_place_of_data_is_refused(store):
+    os.mkdir(os.path.join(store.root, f"{IMAGE}.{ATTEMPT}"))
+    with pytest.raises(ImageDataUnavailable):
+        store.open_data(IMAGE, ATTEMPT)
+
+
+@pytest.mark.parametrize("bad_id", ["../etc/passwd", IMAGE.upper(), "", "x" * 36, IMAGE + "/..", "\x00"])
+def test_only_canonical_ids_become_paths(store, bad_id):
+    with pytest.raises(ValueError):
+        store.open_writer(bad_id, ATTEMPT, None)
+    with pytest.raises(ValueError):
+        store.open_data(bad_id, ATTEMPT)
+    with pytest.raises(ValueError):
+        store.delete(bad_id, ATTEMPT)
+
+
+def test_delete(store):
+    writer = store.open_writer(IMAGE, ATTEMPT, None)
+    writer.commit()
+    assert store.delete(IMAGE, ATTEMPT) is True
+    assert store.delete(IMAGE, ATTEMPT) is False
+    assert names(store) == []
+
+
+def test_scan_classifies_entries(store):
+    store.open_writer(IMAGE, ATTEMPT, None).commit()
+    store.open_writer(IMAGE, "b" * 32, None)  # left unfinished
+    open(os.path.join(store.root, "stray.txt"), "w").close()
+    found = {(o.name, o.kind, o.image_id, o.attempt) for o in store.scan()}
+    assert found == {(f"{IMAGE}.{ATTEMPT}", "data", IMAGE, ATTEMPT),
+                     (f".{IMAGE}.{'b' * 32}.part", "partial", IMAGE, "b" * 32),
+                     ("stray.txt", "unknown", "", "")}
+
+
+def test_remove_object_takes_names_not_paths(store):
+    with pytest.raises(ValueError):
+        store.remove_object("../x")

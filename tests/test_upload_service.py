@@ -1,0 +1,170 @@
+"""The upload state machine, driven through the service layer without Flask."""
+import hashlib
+import io
+import os
+
+import pytest
+
+from imagedata.config import load_settings
+from imagedata.db import create_tables, database, init_database
+from imagedata.errors import BadRequest, Gone, InvalidImageState, StoreUnavailable, TooLarge
+from imagedata.models import Image
+from imagedata.policy import Caller, Policy
+from imagedata.service import Services, images, upload
+from imagedata.service.body import ClientAborted
+from imagedata.service.lease import recover_uploads
+from imagedata.stores import build_registry
+
+OWNER = Caller.with_roles("u1", "p1", ["member"])
+
+
+@pytest.fixture
+def svc(tmp_path):
+    settings = load_settings({
+        "IMAGEDATA_DATA_DIR": str(tmp_path),
+        "IMAGEDATA_STORES": f"local=file://{tmp_path}/local,slow=file://{tmp_path}/slow",
+        "IMAGEDATA_IMAGE_SIZE_CAP": "1000",
+    })
+    init_database(settings.database_url)
+    create_tables()
+    database.connect(reuse_if_open=True)
+    yield Services(settings, Policy(), build_registry(settings))
+    database.close()
+
+
+def new_image(svc, **fields):
+    base = {"disk_format": "raw", "container_format": "bare", **fields}
+    return images.create_image(svc, OWNER, base, {}).id
+
+
+def request(image_id, data: bytes, **kw):
+    kw.setdefault("content_length", len(data))
+    return upload.UploadRequest(image_id=image_id, stream=io.BytesIO(data), **kw)
+
+
+def leftovers(tmp_path):
+    return [f for d in ("local", "slow") for f in os.listdir(tmp_path / d)]
+
+
+def assert_queued(image_id, tmp_path):
+    image = Image.get_by_id(image_id)
+    assert (image.status, image.size, image.checksum, image.upload_token, image.reserved_bytes) == (
+        "queued", None, None, None, 0)
+    assert leftovers(tmp_path) == []
+
+
+def test_success_records_hashes_and_store(svc, tmp_path):
+    image_id = new_image(svc)
+    upload.upload_image_data(svc, OWNER, request(image_id, b"hello", store_id="slow"))
+    image = Image.get_by_id(image_id)
+    assert (image.status, image.size, image.store) == ("active", 5, "slow")
+    assert image.checksum == hashlib.md5(b"hello").hexdigest()
+    assert image.os_hash_value == hashlib.sha512(b"hello").hexdigest()
+    assert os.listdir(tmp_path / "slow") == [f"{image_id}.{image.data_key}"]
+
+
+def test_second_upload_is_409_and_changes_nothing(svc):
+    image_id = new_image(svc)
+    upload.upload_image_data(svc, OWNER, request(image_id, b"first"))
+    with pytest.raises(InvalidImageState):
+        upload.upload_image_data(svc, OWNER, request(image_id, b"second"))
+    assert Image.get_by_id(image_id).checksum == hashlib.md5(b"first").hexdigest()
+
+
+@pytest.mark.parametrize("kwargs,error", [
+    (dict(data=b"abc", image_size=4), BadRequest),  # fewer bytes than declared
+    (dict(data=b"abcd", image_size=2), BadRequest),  # more bytes than declared
+    (dict(data=b"x" * 1001, content_length=None), TooLarge),  # chunked over the cap
+    (dict(data=b"x" * 1001), TooLarge),  # declared over the cap
+    (dict(data=b"abc", image_size=3, content_length=4), BadRequest),  # headers disagree
+])
+def test_failures_leave_the_image_queued_and_nothing_on_disk(svc, tmp_path, kwargs, error):
+    image_id = new_image(svc)
+    data = kwargs.pop("data")
+    with pytest.raises(error):
+        upload.upload_image_data(svc, OWNER, request(image_id, data, **kwargs))
+    assert_queued(image_id, tmp_path)
+    upload.upload_image_data(svc, OWNER, request(image_id, b"retry"))
+    assert Image.get_by_id(image_id).status == "active"
+
+
+def test_exactly_the_cap_is_accepted(svc):
+    image_id = new_image(svc)
+    upload.upload_image_data(svc, OWNER, request(image_id, b"x" * 1000, content_length=None))
+    assert Image.get_by_id(image_id).size == 1000
+
+
+class Truncated(io.BytesIO):
+    """A body whose sender goes away after a few bytes."""
+
+    def read(self, n=-1):
+        data = super().read(min(n, 2))
+        if not data:
+            raise ConnectionResetError("peer went away")
+        return data
+
+
+def test_client_abort_is_400_and_cleaned_up(svc, tmp_path):
+    image_id = new_image(svc)
+    req = upload.UploadRequest(image_id=image_id, stream=Truncated(b"abcdef"), content_length=100)
+    with pytest.raises(ClientAborted):
+        upload.upload_image_data(svc, OWNER, req)
+    assert_queued(image_id, tmp_path)
+
+
+class DeletingStream(io.BytesIO):
+    """Deletes the image (as another request would) while its data is being read."""
+
+    def __init__(self, svc, image_id, data):
+        super().__init__(data)
+        self.svc, self.image_id, self.done = svc, image_id, False
+
+    def read(self, n=-1):
+        if not self.done and self.tell() > 0:
+            self.done = True
+            images.delete_image(self.svc, OWNER, self.image_id)
+        return super().read(min(n, 10))
+
+
+def test_delete_during_upload_is_410_and_leaves_nothing(svc, tmp_path):
+    image_id = new_image(svc)
+    svc.settings = svc.settings.__class__(**{**svc.settings.__dict__, "upload_lease_seconds": 2})
+    req = upload.UploadRequest(image_id=image_id, stream=DeletingStream(svc, image_id, b"y" * 100),
+                               content_length=100)
+    with pytest.raises(Gone):
+        upload.upload_image_data(svc, OWNER, req)
+    row = Image.get_by_id(image_id)
+    assert row.deleted and row.status == "deleted" and row.reserved_bytes == 0
+    assert leftovers(tmp_path) == []
+
+
+def test_unknown_store_is_400_before_the_image_lookup(svc):
+    with pytest.raises(BadRequest):
+        upload.upload_image_data(svc, OWNER, request("00000000-0000-0000-0000-000000000000", b"x",
+                                                     store_id="nope"))
+
+
+def test_missing_store_directory_is_503_and_queued(svc, tmp_path):
+    image_id = new_image(svc)
+    os.rmdir(tmp_path / "slow")
+    with pytest.raises(StoreUnavailable.__mro__[1]):
+        upload.upload_image_data(svc, OWNER, request(image_id, b"abc", store_id="slow"))
+    assert Image.get_by_id(image_id).status == "queued"
+
+
+def test_recovery_resets_a_dead_lease_and_removes_its_file(svc, tmp_path):
+    image_id = new_image(svc)
+    att = upload.begin(svc, Image.get_by_id(image_id), svc.stores.get("local"), None)
+    writer = att.store.open_writer(image_id, att.attempt, None)
+    writer.write(memoryview(b"half"))
+    # The uploading process dies: give the lease a pid that does not exist on this host.
+    Image.update(upload_pid=2 ** 22 + 12345).where(Image.id == image_id).execute()
+    assert recover_uploads(svc.stores, 60) == [image_id]
+    assert_queued(image_id, tmp_path)
+
+
+def test_recovery_keeps_a_live_lease(svc):
+    image_id = new_image(svc)
+    upload.begin(svc, Image.get_by_id(image_id), svc.stores.default, None)
+    assert recover_uploads(svc.stores, 60) == []
+    assert Image.get_by_id(image_id).status == "saving"
