@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 from flask import Flask, current_app
-from flask.cli import FlaskGroup
+from flask.cli import FlaskGroup, with_appcontext
 
 from imagedata.db import create_tables, database
 
@@ -27,9 +27,11 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(token)
     app.cli.add_command(quota)
     app.cli.add_command(recover)
+    app.cli.add_command(scrub)
 
 
 @click.command("db-sync")
+@with_appcontext
 def db_sync():
     """Create the database tables (idempotent)."""
     create_tables()
@@ -99,6 +101,7 @@ def quota():
 @click.option("--image-size-total", type=click.IntRange(min=0), default=None, help="Bytes; 0 = unlimited.")
 @click.option("--image-count-total", type=click.IntRange(min=0), default=None)
 @click.option("--image-count-uploading", type=click.IntRange(min=0), default=None)
+@with_appcontext
 def quota_set(project, image_size_total, image_count_total, image_count_uploading):
     """Override a project's limits."""
     from imagedata.service.quotas import set_quota
@@ -112,6 +115,7 @@ def quota_set(project, image_size_total, image_count_total, image_count_uploadin
 
 @quota.command("show")
 @click.option("--project", required=True)
+@with_appcontext
 def quota_show(project):
     """Print a project's limits and usage."""
     _print_usage(project)
@@ -128,6 +132,7 @@ def _print_usage(project: str) -> None:
 
 
 @click.command()
+@with_appcontext
 def recover():
     """Return images whose upload died to `queued` and remove their temporary files."""
     from imagedata.service.lease import recover_uploads
@@ -136,3 +141,23 @@ def recover():
     with database.connection_context():
         recovered = recover_uploads(services.stores, services.settings.upload_lease_seconds)
     click.echo(f"recovered {len(recovered)} upload(s)" + "".join(f"\n  {i}" for i in recovered))
+
+
+@click.command()
+@click.option("--fix", is_flag=True, help="Remove orphans and flag broken images (default: report only).")
+@with_appcontext
+def scrub(fix):
+    """Report orphan files in the stores and active images whose data is missing or wrong."""
+    from imagedata.service.scrub import scrub as run_scrub
+
+    services = current_app.extensions["imagedata"]
+    with database.connection_context():
+        findings = run_scrub(services, fix=fix)
+    for f in findings:
+        action = (" removed" if f.kind == "orphan" else " flagged") if f.fixed else ""
+        click.echo(f"{f.kind}\t{f.store_id}\t{f.name}\t{f.reason}{action}")
+    orphans = sum(f.kind == "orphan" for f in findings)
+    broken = sum(f.kind == "broken" for f in findings)
+    click.echo(f"{orphans} orphan(s), {broken} broken image(s)" + ("" if fix else "; run with --fix to repair"))
+    if findings and not fix:
+        raise SystemExit(1)

@@ -1,0 +1,29 @@
+"""Background upkeep in each server process: recover dead uploads periodically."""
+from __future__ import annotations
+
+import logging
+import threading
+
+from imagedata.db import database
+from imagedata.service.lease import recover_uploads
+
+log = logging.getLogger(__name__)
+
+
+def start_maintenance(app) -> threading.Thread | None:
+    """Run lease recovery every half lease in a daemon thread (0 interval disables it)."""
+    services = app.extensions["imagedata"]
+    interval = max(1.0, services.settings.upload_lease_seconds / 2)
+
+    def loop():
+        stop = threading.Event()
+        while not stop.wait(interval):
+            try:
+                with database.connection_context():
+                    recover_uploads(services.stores, services.settings.upload_lease_seconds)
+            except Exception as exc:  # the next round retries
+                log.warning("periodic upload recovery failed: %s", exc)
+
+    thread = threading.Thread(target=loop, name="imagedata-maintenance", daemon=True)
+    thread.start()
+    return thread
