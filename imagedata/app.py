@@ -9,7 +9,7 @@ import uuid
 from flask import Flask, g, request
 from werkzeug.http import HTTP_STATUS_CODES
 
-from imagedata.api import data, images, info, members, schema_docs, versions
+from imagedata.api import data, images, info, members, openapi, schema_docs, versions
 from imagedata.api.errors import register_error_handlers
 from imagedata.config import ConfigError, Settings, load_settings
 from imagedata.db import create_tables, database, init_database
@@ -39,7 +39,7 @@ def create_app(env: dict | None = None, **overrides) -> Flask:
     with database.connection_context():
         recover_uploads(stores, settings.upload_lease_seconds)
     register_request_hooks(app)
-    for blueprint in (versions.bp, info.health_bp, images.bp, data.bp, members.bp, info.bp, schema_docs.bp):
+    for blueprint in (versions.bp, info.health_bp, openapi.bp, images.bp, data.bp, members.bp, info.bp, schema_docs.bp):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     from imagedata.cli import register_commands
