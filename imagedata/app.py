@@ -31,7 +31,7 @@ def create_app(env: dict | None = None, **overrides) -> Flask:
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     app.json.sort_keys = False
     os.makedirs(settings.data_dir, exist_ok=True)
-    init_database(settings.database_url)
+    init_database(settings.database_url, settings.db_busy_timeout_ms)
     create_tables()
     stores = build_registry(settings)
     app.extensions["imagedata"] = Services(settings, Policy(parse_overrides(settings.policy),

@@ -46,6 +46,7 @@ class Settings:
     public_endpoint: str = ""
     accel_redirect_prefix: str = ""
     policy: str = ""
+    db_busy_timeout_ms: int = 10000
 
     def store(self, store_id: str) -> StoreConfig | None:
         """The configured store with this exact id, if any."""
@@ -126,6 +127,7 @@ def load_settings(env: dict | None = None, **overrides) -> Settings:
         public_endpoint=(env.get("IMAGEDATA_PUBLIC_ENDPOINT") or "").rstrip("/"),
         accel_redirect_prefix=(env.get("IMAGEDATA_ACCEL_REDIRECT") or "").rstrip("/"),
         policy=env.get("IMAGEDATA_POLICY") or "",
+        db_busy_timeout_ms=_int(env, "IMAGEDATA_DB_BUSY_TIMEOUT_MS", 10000),
     )
     values.update(overrides)
     settings = Settings(**values)

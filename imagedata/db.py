@@ -12,17 +12,16 @@ UNAVAILABLE_ERRORS = (OperationalError, InterfaceError)
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
     "synchronous": "full",
-    "busy_timeout": 10000,
     "foreign_keys": 1,
 }
 
 
-def init_database(url: str):
+def init_database(url: str, busy_timeout_ms: int = 10000):
     """Point the shared proxy at the database named by ``url`` and return it."""
     kwargs = {}
     if url.startswith("sqlite"):
-        kwargs["pragmas"] = SQLITE_PRAGMAS
-        kwargs["timeout"] = 10
+        kwargs["pragmas"] = {**SQLITE_PRAGMAS, "busy_timeout": busy_timeout_ms}
+        kwargs["timeout"] = busy_timeout_ms / 1000
     db = connect(url, **kwargs)
     database.initialize(db)
     return db
