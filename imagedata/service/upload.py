@@ -25,6 +25,7 @@ from imagedata.service import Services, quotas
 from imagedata.service.body import BodyReader
 from imagedata.service.digest import ParallelDigest
 from imagedata.service.images import get_visible_image
+from imagedata.service.inspect import FormatSniffer, check_format
 from imagedata.service.lease import lease_fields, released_fields
 from imagedata.stores.base import Store
 
@@ -89,8 +90,7 @@ def upload_image_data(svc: Services, caller: Caller, req: UploadRequest) -> Imag
         raise ServiceUnavailable(f"Store '{store.store_id}' cannot accept data right now ({problem}).")
     attempt = begin(svc, image, store, expected)
     try:
-        size, md5, sha512 = stream(svc, attempt, req)
-        return finish(svc, attempt, size, md5, sha512)
+        return finish(svc, attempt, *stream(svc, attempt, req))
     except BaseException as exc:
         abandon(attempt, exc)
         raise
@@ -137,10 +137,11 @@ def _cleared() -> dict:
                 data_error=None, updated_at=utcnow())
 
 
-def stream(svc: Services, att: Attempt, req: UploadRequest) -> tuple[int, str, str]:
-    """Copy the body into the store; returns (size, md5 hex, sha512 hex) of what was stored."""
+def stream(svc: Services, att: Attempt, req: UploadRequest) -> tuple[int, str, str, int | None]:
+    """Copy the body into the store; returns (size, md5, sha512, virtual size) of what was stored."""
     writer = att.store.open_writer(att.image.id, att.attempt, att.expected)
     digest = ParallelDigest()
+    sniffer = FormatSniffer()
     heartbeat = Heartbeat(att.image.id, att.attempt, max(1.0, svc.settings.upload_lease_seconds / 6))
     total = 0
     try:
@@ -148,10 +149,12 @@ def stream(svc: Services, att: Attempt, req: UploadRequest) -> tuple[int, str, s
             total += len(data)
             _check_limits(att, req, total)
             digest.update(data)
+            sniffer.update(data)
             writer.write(memoryview(data))
             heartbeat.beat()
         if att.expected is not None and total != att.expected:
             raise BadRequest(f"Size mismatch: expected {att.expected} bytes, got {total} bytes")
+        virtual_size = check_format(sniffer, att.image.disk_format, att.image.container_format, total)
         heartbeat.beat(force=True)
         md5, sha512 = digest.finish()
         writer.commit()
@@ -159,7 +162,7 @@ def stream(svc: Services, att: Attempt, req: UploadRequest) -> tuple[int, str, s
         digest.close()
         writer.abort()
         raise
-    return total, md5, sha512
+    return total, md5, sha512, virtual_size
 
 
 def _check_limits(att: Attempt, req: UploadRequest, total: int) -> None:
@@ -208,11 +211,11 @@ def lost_lease(image_id: str) -> ImageDataError:
     return Conflict(f"The upload of image {image_id} lost its lease and was abandoned.")
 
 
-def finish(svc: Services, att: Attempt, size: int, md5: str, sha512: str) -> Image:
+def finish(svc: Services, att: Attempt, size: int, md5: str, sha512: str, virtual_size: int | None) -> Image:
     """Make the committed object the image's data, or remove it if the lease is gone."""
     image = att.image
     values = dict(status="active", size=size, checksum=md5, os_hash_algo="sha512", os_hash_value=sha512,
-                  virtual_size=size if image.disk_format in ("raw", "iso") else None,
+                  virtual_size=virtual_size,
                   data_key=att.attempt, store=att.store.store_id, updated_at=utcnow(), **released_fields())
     try:
         with database.atomic():
