@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, post_dump, validate
 
-from imagedata.errors import BadRequest, Forbidden
+from imagedata.errors import BadRequest, Forbidden, TooLarge
 
 DISK_FORMATS = ("ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop")
 CONTAINER_FORMATS = ("ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed")
@@ -68,8 +68,7 @@ class ImageWriteSchema(Schema):
     min_disk = StrictInteger()
     min_ram = StrictInteger()
     owner = fields.String(allow_none=True, validate=validate.Length(max=255))
-    tags = fields.List(fields.String(validate=validate.Length(min=1, max=255)),
-                       validate=validate.Length(max=MAX_TAGS))
+    tags = fields.List(fields.String(validate=validate.Length(min=1, max=255)))
 
 
 IMAGE_WRITE = ImageWriteSchema()
@@ -102,9 +101,11 @@ def load_image_body(body, partial: bool = False) -> tuple[dict, dict]:
             raise BadRequest(f"Provided object does not match schema 'image': {value!r} is not of type 'string'"
                              f" (property '{key}')")
     if len(extras) > MAX_EXTRA_PROPERTIES:
-        raise BadRequest(f"Maximum number of extra properties ({MAX_EXTRA_PROPERTIES}) exceeded.")
+        raise TooLarge(f"Maximum number of extra properties ({MAX_EXTRA_PROPERTIES}) exceeded.")
     if "tags" in base:
         base["tags"] = list(dict.fromkeys(base["tags"]))
+        if len(base["tags"]) > MAX_TAGS:
+            raise TooLarge(f"Maximum number of tags ({MAX_TAGS}) exceeded.")
     return base, extras
 
 

@@ -16,3 +16,23 @@ def test_create_upload_download(client, auth, new_image, upload):
     assert got.status_code == 200
     assert got.data == b"ZZZZZ"
     assert got.headers["Content-MD5"] == hashlib.md5(b"ZZZZZ").hexdigest()
+
+
+def test_qcow2_declared_but_raw_data_is_415_and_queued(client, auth, new_image, upload):
+    """Glance conformance 30: the data must match disk_format for bare containers."""
+    image = new_image(disk_format="qcow2")
+    response = upload(image["id"], b"\x01" * 65536)
+    assert response.status_code == 415
+    shown = client.get(f"/v2/images/{image['id']}", headers=auth).get_json()
+    assert (shown["status"], shown["size"], shown["checksum"]) == ("queued", None, None)
+
+
+def test_qcow2_virtual_size_comes_from_its_header(client, auth, new_image, upload):
+    """Glance conformance 31: virtual_size of a qcow2 is the disk size in its header."""
+    from tests.test_inspect import qcow2
+
+    image = new_image(disk_format="qcow2")
+    data = qcow2(virtual_size=134217728)
+    assert upload(image["id"], data).status_code == 204
+    shown = client.get(f"/v2/images/{image['id']}", headers=auth).get_json()
+    assert (shown["status"], shown["size"], shown["virtual_size"]) == ("active", len(data), 134217728)

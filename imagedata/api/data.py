@@ -73,7 +73,8 @@ def download_data(image_id):
     req = download.DownloadRequest(image_id=image_id, range=request.headers.get("Range"),
                                    content_range=request.headers.get("Content-Range"),
                                    if_range=request.headers.get("If-Range"),
-                                   if_none_match=request.headers.get("If-None-Match"))
+                                   if_none_match=request.headers.get("If-None-Match"),
+                                   prefer=request.args.get("prefer"))
     plan = download.prepare_download(services(), current_caller(), req)
     response = Response(status=plan.status, headers=plan.headers)
     if plan.body is not None:

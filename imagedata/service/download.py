@@ -7,7 +7,7 @@ import logging
 import os
 from typing import BinaryIO
 
-from imagedata.errors import Forbidden, ImageDataUnavailable, ImageNotFound
+from imagedata.errors import BadRequest, Forbidden, ImageDataUnavailable, ImageNotFound
 from imagedata.models import Image
 from imagedata.policy import Caller, is_visible
 from imagedata.service import Services
@@ -29,6 +29,7 @@ class DownloadRequest:
     content_range: str | None = None  # legacy request header (pre-Pike clients)
     if_range: str | None = None
     if_none_match: str | None = None
+    prefer: str | None = None  # ?prefer=store1,store2
 
 
 @dataclasses.dataclass
@@ -112,10 +113,22 @@ def prepare_download(svc: Services, caller: Caller, req: DownloadRequest) -> Dow
     if image.status == "deactivated" and not caller.is_admin:
         raise Forbidden("The requested image has been deactivated. Image data download is forbidden.")
     svc.policy.enforce("download_image", caller, image, status)
+    check_preferred_stores(svc, req.prefer)
     check_multi_range(req.range)
     if image.status not in DATA_STATUSES or not image.data_key:
         return Download(204, {})
     return _open_data(svc, image, req)
+
+
+def check_preferred_stores(svc: Services, prefer: str | None) -> None:
+    """Glance: every store named in ?prefer= must be configured (400 otherwise).
+
+    Each image lives in exactly one store here, so a valid preference changes nothing.
+    """
+    for name in filter(None, (part.strip() for part in (prefer or "").split(","))):
+        if svc.stores.get(name) is None:
+            shown = name if len(name) <= 64 and name.isprintable() else "(invalid)"
+            raise BadRequest(f"Store '{shown}' is not configured.")
 
 
 def _open_data(svc: Services, image: Image, req: DownloadRequest) -> Download:

@@ -85,7 +85,7 @@ def create_image(svc: Services, caller: Caller, base: dict, extras: dict) -> Ima
     except IntegrityError:
         raise Conflict(f"An image with identifier {image_id} already exists") from None
     log.info("image %s created by project %s", image_id, caller.project_id)
-    return show_image(svc, Caller.with_roles(None, None, ["admin"]), image_id)
+    return attach_extras([Image.get_by_id(image_id)])[0]
 
 
 def _check_visibility_change(svc: Services, caller: Caller, visibility: str | None, owner) -> None:

@@ -7,10 +7,10 @@ from peewee import fn
 
 from imagedata.errors import BadRequest
 from imagedata.models import Image, ImageMember, ImageProperty, ImageTag
-from imagedata.policy import Caller
+from imagedata.policy import Caller, is_visible
 from imagedata.schemas import MEMBER_STATUSES, STATUSES, VISIBILITIES
 from imagedata.service import Services
-from imagedata.service.images import attach_extras, find_image
+from imagedata.service.images import attach_extras, find_image, member_status
 
 DEFAULT_LIMIT = 25
 MAX_LIMIT = 1000
@@ -18,7 +18,7 @@ SORT_KEYS = {"name": "", "status": "", "container_format": "", "disk_format": ""
              "virtual_size": -1, "id": "", "created_at": None, "updated_at": None, "visibility": "",
              "owner": "", "min_disk": -1, "min_ram": -1}
 SIMPLE_FILTERS = ("name", "status", "disk_format", "container_format", "owner")
-CONTROL_PARAMS = {"limit", "marker", "sort_key", "sort_dir", "sort", "visibility", "member_status", "tag",
+CONTROL_PARAMS = {"changes-since", "limit", "marker", "sort_key", "sort_dir", "sort", "visibility", "member_status", "tag",
                   "os_hidden", "protected", "size_min", "size_max"} | set(SIMPLE_FILTERS)
 
 
@@ -58,6 +58,8 @@ def parse_query(args) -> ListQuery:
     q = ListQuery()
     if "limit" in args:
         q.limit = min(_int_param("limit", args["limit"]), MAX_LIMIT)
+    if "changes-since" in args:
+        raise BadRequest("The changes-since filter is not supported; use updated_at sorting instead.")
     q.marker = args.get("marker") or None
     q.sort = _parse_sort(args)
     for name in SIMPLE_FILTERS:
@@ -181,7 +183,7 @@ def list_images(svc: Services, caller: Caller, q: ListQuery) -> tuple[list[Image
     keys = q.sort + ([("id", q.sort[-1][1])] if all(k != "id" for k, _ in q.sort) else [])
     if q.marker:
         marker = find_image(q.marker)
-        if marker is None:
+        if marker is None or not is_visible(caller, marker, member_status(marker, caller)):
             raise BadRequest(f"Invalid marker. Image {q.marker} could not be found.")
         after, keys = _after_marker(q.sort, marker)
         cond &= after

@@ -1,8 +1,8 @@
 """JSON-patch for images: RFC 6902 (v2.1 media type) and the older v2.0 draft format."""
 from __future__ import annotations
 
-from imagedata.errors import BadRequest, Conflict, Forbidden
-from imagedata.schemas import BASE_ATTRIBUTES, READ_ONLY, RESERVED, load_image_body
+from imagedata.errors import BadRequest, Conflict, Forbidden, TooLarge
+from imagedata.schemas import BASE_ATTRIBUTES, MAX_EXTRA_PROPERTIES, READ_ONLY, RESERVED, load_image_body
 
 MEDIA_TYPES = ("application/openstack-images-v2.1-json-patch", "application/openstack-images-v2.0-json-patch")
 OPS = ("add", "remove", "replace")
@@ -73,8 +73,8 @@ def apply_patch(image, ops) -> tuple[dict, set[str], list[str] | None]:
     if tags is not None:
         body["tags"] = tags
     base, new_extras = load_image_body(body, partial=True)
-    if len(extras) > 128:
-        raise BadRequest("Maximum number of extra properties (128) exceeded.")
+    if len(extras) > MAX_EXTRA_PROPERTIES:
+        raise TooLarge(f"Maximum number of extra properties ({MAX_EXTRA_PROPERTIES}) exceeded.")
     validated = {**base, **new_extras}
     new_tags = validated.pop("tags", None) if tags is not None else None
     return validated, removed, new_tags
