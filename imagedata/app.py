@@ -10,6 +10,7 @@ from flask import Flask, g, request
 from werkzeug.http import HTTP_STATUS_CODES
 
 from imagedata.api import data, images, info, members, openapi, schema_docs, versions
+from imagedata.api.connection import CloseAfterRefusedBody
 from imagedata.api.errors import register_error_handlers
 from imagedata.config import ConfigError, Settings, load_settings
 from imagedata.db import create_tables, database, init_database
@@ -45,7 +46,7 @@ def create_app(env: dict | None = None, **overrides) -> Flask:
     from imagedata.cli import register_commands
 
     register_commands(app)
-    app.wsgi_app = versions.VersionPrefixMiddleware(app.wsgi_app)
+    app.wsgi_app = versions.VersionPrefixMiddleware(CloseAfterRefusedBody(app.wsgi_app))
     if settings.auth == "noauth":
         log.warning("AUTHENTICATION IS OFF (IMAGEDATA_AUTH=noauth): every caller is an admin. "
                     "Use this only on loopback for local work.")

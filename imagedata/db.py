@@ -27,6 +27,20 @@ def init_database(url: str, busy_timeout_ms: int = 10000):
     return db
 
 
+def write_transaction():
+    """A transaction that takes the write lock up front.
+
+    SQLite's default (deferred) transactions fail at once, without waiting, when a
+    transaction that has read tries to write after another writer committed; taking
+    the lock first makes concurrent writers queue on the busy timeout instead.
+    """
+    from peewee import SqliteDatabase
+
+    if isinstance(database.obj, SqliteDatabase):
+        return database.atomic(lock_type="IMMEDIATE")
+    return database.atomic()
+
+
 def create_tables() -> None:
     """Create every table that does not exist yet (idempotent)."""
     from imagedata import models

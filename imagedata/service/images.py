@@ -6,7 +6,7 @@ import uuid
 
 from peewee import IntegrityError
 
-from imagedata.db import database
+from imagedata.db import database, write_transaction
 from imagedata.errors import BadRequest, Conflict, Forbidden, ImageNotFound, NotFound
 from imagedata.models import Image, ImageMember, ImageProperty, ImageTag, utcnow
 from imagedata.policy import Caller
@@ -76,7 +76,7 @@ def create_image(svc: Services, caller: Caller, base: dict, extras: dict) -> Ima
     image_id = (base.pop("id", None) or str(uuid.uuid4())).lower()
     now = utcnow()
     try:
-        with database.atomic():
+        with write_transaction():
             if owner is not None:
                 quotas.check_image_count(svc.settings, owner)
             Image.insert(id=image_id, owner=owner, created_at=now, updated_at=now, **base).execute()
@@ -122,7 +122,7 @@ def update_image(svc: Services, caller: Caller, image_id: str, media_type: str, 
     for field in ("disk_format", "container_format"):
         if field in base and base[field] != getattr(image, field) and image.status != "queued":
             raise Forbidden(f"Attribute {field} can be only replaced for a queued image.")
-    with database.atomic():
+    with write_transaction():
         base["updated_at"] = utcnow()
         Image.update(**base).where((Image.id == image.id) & (Image.deleted == False)).execute()  # noqa: E712
         if removed:
@@ -191,7 +191,7 @@ def add_tag(svc: Services, caller: Caller, image_id: str, tag: str) -> None:
     if not tag or len(tag) > 255:
         raise BadRequest("Tags must be 1 to 255 characters long.")
     image = get_visible_image(svc, caller, image_id, "modify_image")
-    with database.atomic():
+    with write_transaction():
         count = ImageTag.select().where(ImageTag.image == image.id).count()
         exists = ImageTag.select().where((ImageTag.image == image.id) & (ImageTag.value == tag)).exists()
         if not exists and count >= 128:

@@ -16,7 +16,7 @@ import logging
 import time
 import uuid
 
-from imagedata.db import UNAVAILABLE_ERRORS, database
+from imagedata.db import UNAVAILABLE_ERRORS, database, write_transaction
 from imagedata.errors import (BadRequest, Conflict, Gone, ImageDataError, InvalidImageState,
                               ServiceUnavailable, TooLarge)
 from imagedata.models import Image, utcnow
@@ -113,7 +113,7 @@ def begin(svc: Services, image: Image, store: Store, expected: int | None) -> At
     """Take the lease: compare-and-set queued -> saving and reserve quota, atomically."""
     attempt_id = uuid.uuid4().hex
     try:
-        with database.atomic():
+        with write_transaction():
             rows = (Image.update(status="saving", store=store.store_id, data_key=None,
                                  **lease_fields(attempt_id), **_cleared())
                     .where((Image.id == image.id) & (Image.status == "queued") & (Image.deleted == False))  # noqa: E712

@@ -39,13 +39,15 @@ class Server:
         self.env.update({k: str(v) for k, v in env.items()})
         self.log_path = os.path.join(self.root, "gunicorn.log")
         self.proc = None
+        self.preexec_fn = None  # e.g. to set resource limits on the server process
 
     def start(self, timeout: float = 30.0) -> "Server":
         """Start gunicorn and wait until /versions answers."""
         os.makedirs(self.root, exist_ok=True)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([os.path.join(BIN, "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
-                                     cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+                                     cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                     preexec_fn=self.preexec_fn)
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -70,6 +72,32 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+    def kill_all(self, timeout: float = 10.0) -> list[int]:
+        """SIGKILL the master and each of its workers, by pid; wait until all are gone."""
+        if self.proc is None or self.proc.poll() is not None:
+            return []
+        pids = [self.proc.pid] + self.worker_pids()
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.wait(timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while any(pid_running(pid) for pid in pids[1:]) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return pids
+
+    @property
+    def db_path(self) -> str:
+        """The SQLite database file of this server."""
+        return os.path.join(self.root, "data", "imagedata.db")
+
+    def run_cli(self, *args: str) -> subprocess.CompletedProcess:
+        """Run the `imagedata` command and return the completed process (whatever its exit code)."""
+        return subprocess.run([os.path.join(BIN, "imagedata"), *args], cwd=REPO, env=self.env,
+                              capture_output=True, text=True, timeout=60)
 
     def log(self) -> str:
         """The server's combined output so far."""
@@ -105,6 +133,15 @@ class Server:
         for root, _dirs, files in os.walk(os.path.join(self.root, "stores")):
             found += [os.path.join(root, f) for f in files]
         return sorted(found)
+
+
+def pid_running(pid: int) -> bool:
+    """Whether ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def rss_kib(pid: int) -> tuple[int, int]:
