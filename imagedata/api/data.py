@@ -8,7 +8,7 @@ from werkzeug.wsgi import wrap_file
 
 from imagedata.api.common import no_body, services
 from imagedata.auth import authenticate, current_caller
-from imagedata.errors import BadRequest, LengthRequired, UnsupportedMediaType
+from imagedata.errors import BadRequest, LengthRequired, NotImplementedByServer, UnsupportedMediaType
 from imagedata.service import download, upload
 
 bp = Blueprint("data", __name__, url_prefix="/v2/images")
@@ -29,7 +29,11 @@ def _image_size_header() -> int | None:
 
 def _framing() -> int | None:
     """The Content-Length, or None for a chunked body the server terminates."""
-    chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    coding = request.headers.get("Transfer-Encoding")
+    if coding is not None and coding.strip().lower() != "chunked":
+        raise NotImplementedByServer(f"Transfer-Encoding {coding[:40]!r} is not supported; send the image "
+                                     "data as it is, with Content-Length or chunked.")
+    chunked = coding is not None
     length = request.headers.get("Content-Length")
     if chunked and length is not None:
         raise BadRequest("Content-Length and Transfer-Encoding: chunked must not be combined.")

@@ -148,8 +148,11 @@ def delete_image(svc: Services, caller: Caller, image_id: str) -> None:
             .where((Image.id == image.id) & (Image.deleted == False)).execute())  # noqa: E712
     if rows != 1:
         raise ImageNotFound(image_id)
-    log.info("image %s deleted (was %s)", image.id, image.status)
-    remove_data(svc, image)
+    # Re-read: an upload may have made the image active between our read and the
+    # update; its data must go too. (After the update no upload can finish.)
+    deleted = Image.get_by_id(image.id)
+    log.info("image %s deleted (was %s)", deleted.id, image.status)
+    remove_data(svc, deleted)
 
 
 def remove_data(svc: Services, image: Image) -> None:

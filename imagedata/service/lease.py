@@ -45,7 +45,13 @@ def pid_alive(pid: int | None) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    # A killed process that its parent has not reaped yet still answers kill(0).
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
 
 
 def lease_is_dead(image: Image, lease_seconds: int, now: datetime.datetime | None = None) -> bool:

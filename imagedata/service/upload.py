@@ -93,7 +93,19 @@ def upload_image_data(svc: Services, caller: Caller, req: UploadRequest) -> Imag
         return finish(svc, attempt, *stream(svc, attempt, req))
     except BaseException as exc:
         abandon(attempt, exc)
+        if not isinstance(exc, Gone) and _was_deleted(image.id):
+            # DELETE removes the attempt's files, so the upload may fail in odd ways
+            # (a vanished temp file); the caller should learn what really happened.
+            raise lost_lease(image.id) from exc
         raise
+
+
+def _was_deleted(image_id: str) -> bool:
+    try:
+        row = Image.get_or_none(Image.id == image_id)
+    except Exception:
+        return False
+    return row is None or row.deleted
 
 
 def _check_formats(image: Image) -> None:

@@ -1,0 +1,336 @@
+"""Client disconnects, two uploads racing, delete during upload (OSSA-2015-003) and lying sizes,
+against a real gunicorn over real sockets."""
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+
+import pytest
+import requests
+
+from tests.e2e import streams
+from tests.e2e.server import Server
+from tests.faults.helpers import (MIB, RawUpload, count, create, download_sha512, files_of, put, raw_request,
+                                  request_head, rng, scrub, show, status_of, usage, wait_status)
+
+LEASE = 4
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory):
+    server = Server(tmp_path_factory.mktemp("faults-upload"), IMAGEDATA_UPLOAD_LEASE_SECONDS=LEASE,
+                    IMAGEDATA_UPLOAD_IDLE_TIMEOUT=10, IMAGEDATA_LOG_LEVEL="WARNING").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def token(srv):
+    return srv.token("p1")
+
+
+def _assert_clean_queued(srv, token, image_id):
+    code, image = show(srv, token, image_id)
+    assert code == 200
+    assert image["status"] == "queued", image["status"]
+    assert (image["size"], image["checksum"], image["os_hash_value"]) == (None, None, None)
+    assert files_of(srv, image_id) == []
+
+
+def _retry_works(srv, token, image_id, seed=99, size=300_000):
+    response = put(srv, token, image_id, streams.chunks(seed, size))
+    assert response.status_code == 204, response.text
+    code, image = show(srv, token, image_id)
+    assert (image["status"], image["size"], image["os_hash_value"]) == ("active", size, streams.digest(seed, size))
+
+
+# -- client disconnects ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("framing,cut", [
+    ("content-length", "after-headers"), ("content-length", "mid-body"), ("content-length", "one-byte-short"),
+    ("chunked", "after-headers"), ("chunked", "mid-body"), ("chunked", "mid-chunk"), ("chunked", "no-terminator"),
+])
+def test_client_disconnect_mid_upload(srv, token, framing, cut):
+    image_id = create(srv, token)
+    before = usage(srv, token)
+    size = 4 * MIB
+    chunked = framing == "chunked"
+    upload = RawUpload(srv, token, image_id, content_length=None if chunked else size, chunked=chunked)
+    if cut == "mid-body":
+        for part in streams.chunks(5, 2 * MIB, 256 * 1024):
+            upload.send(part)
+    elif cut == "one-byte-short":
+        upload.sock.sendall(b"x" * (size - 1))
+    elif cut == "mid-chunk":
+        upload.sock.sendall(f"{MIB:x}\r\n".encode() + b"y" * (MIB // 2))
+    elif cut == "no-terminator":
+        upload.send(b"z" * MIB)  # a complete chunk, but never the final 0-length chunk
+    time.sleep(0.3)
+    upload.close()
+    assert wait_status(srv, token, image_id, ("queued",), timeout=10) == "queued"
+    deadline = time.monotonic() + 5
+    while files_of(srv, image_id) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    _assert_clean_queued(srv, token, image_id)
+    assert usage(srv, token) == before
+    _retry_works(srv, token, image_id)
+
+
+def test_client_half_closes_and_reads_the_400(srv, token):
+    """A client that stops sending but still listens is told 400 (short body)."""
+    image_id = create(srv, token)
+    response = raw_request(srv, request_head("PUT", f"/v2/images/{image_id}/file", token, [
+        ("Content-Type", "application/octet-stream"), ("Content-Length", str(MIB))]) + b"a" * 1000,
+        half_close=True)
+    assert response is not None and response.status == 400, response
+    _assert_clean_queued(srv, token, image_id)
+    _retry_works(srv, token, image_id)
+
+
+# -- two uploads to one image ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_two_uploads_one_wins(srv, token, round_):
+    image_id = create(srv, token)
+    size = 3 * MIB
+    barrier = threading.Barrier(2)
+    results = {}
+
+    def body(seed):
+        barrier.wait()
+        for part in streams.chunks(seed, size, 256 * 1024):
+            time.sleep(0.01)
+            yield part
+
+    def run(seed):
+        try:
+            results[seed] = put(srv, token, image_id, body(seed)).status_code
+        except requests.RequestException as exc:  # the loser may be cut off while still sending
+            results[seed] = type(exc).__name__
+
+    threads = [threading.Thread(target=run, args=(seed,)) for seed in (100 + 2 * round_, 101 + 2 * round_)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    codes = sorted(str(v) for v in results.values())
+    assert codes[0] == "204" and codes[1] in ("409", "ConnectionError"), results
+    winner = next(seed for seed, code in results.items() if code == 204)
+    count("races run")
+    code, image = show(srv, token, image_id)
+    assert (image["status"], image["os_hash_value"]) == ("active", streams.digest(winner, size))
+    assert download_sha512(srv, token, image_id)[1] == streams.digest(winner, size)
+    assert len(files_of(srv, image_id)) == 1
+
+
+def test_second_upload_gets_409_before_any_byte(srv, token):
+    """The loser is refused on its headers alone, while the winner streams."""
+    image_id = create(srv, token)
+    first = RawUpload(srv, token, image_id, chunked=True)
+    first.send(b"a" * MIB)
+    assert wait_status(srv, token, image_id, ("saving",), timeout=5) == "saving"
+    second = raw_request(srv, request_head("PUT", f"/v2/images/{image_id}/file", token, [
+        ("Content-Type", "application/octet-stream"), ("Content-Length", str(MIB))]), timeout=5)
+    assert second is not None and second.status == 409, second
+    first.send(b"b" * MIB)
+    first.end()
+    response = first.wait()
+    first.close()
+    assert response is not None and response.status == 204, response
+    assert show(srv, token, image_id)[1]["size"] == 2 * MIB
+    assert len(files_of(srv, image_id)) == 1
+
+
+# -- delete during upload -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_delete_during_upload(srv, token, framing):
+    """DELETE answers 204 at once, the image is 404, the uploader gets 410, no file, usage unchanged."""
+    image_id = create(srv, token)
+    before = usage(srv, token)
+    size = 16 * MIB
+    chunked = framing == "chunked"
+    upload = RawUpload(srv, token, image_id, content_length=None if chunked else size, chunked=chunked,
+                       extra=[("x-openstack-image-size", str(size))])
+    sent = 0
+    for part in streams.chunks(6, 2 * MIB, 256 * 1024):
+        upload.send(part)
+        sent += len(part)
+    assert wait_status(srv, token, image_id, ("saving",), timeout=5) == "saving"
+    started = time.monotonic()
+    deleted = requests.delete(f"{srv.url}/v2/images/{image_id}", headers={"X-Auth-Token": token}, timeout=10)
+    assert deleted.status_code == 204
+    assert time.monotonic() - started < 2, "DELETE waited for the upload"
+    assert show(srv, token, image_id)[0] == 404
+    # Keep sending slowly: the uploader notices at its next heartbeat (every ~1 s) and answers 410.
+    deadline = time.monotonic() + 15
+    while not upload.done.is_set() and time.monotonic() < deadline and sent < size - 256 * 1024:
+        if not upload.send(b"q" * 65536):
+            break
+        sent += 65536
+        time.sleep(0.02)
+    response = upload.wait(15)
+    upload.close()
+    assert response is not None and response.status == 410, (response, sent)
+    assert sent < size - 256 * 1024, "the deletion was not noticed before the body ended"
+    deadline = time.monotonic() + 5
+    while files_of(srv, image_id) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert files_of(srv, image_id) == []
+    _assert_usage_after_delete(srv, token, before)
+    assert put(srv, token, image_id, b"again").status_code == 404
+
+
+def _assert_usage_after_delete(srv, token, before, deleted=1):
+    """Stored bytes and uploads in flight are back where they were; the deleted images are gone."""
+    after = usage(srv, token)
+    assert after["image_size_total"] == before["image_size_total"], (before, after)
+    assert after["image_count_uploading"] == before["image_count_uploading"] == 0, (before, after)
+    assert after["image_count_total"] == before["image_count_total"] - deleted, (before, after)
+
+
+def run_delete_races(srv, token, rounds):
+    gen = rng(f"delete-race-{rounds}")
+    images = []
+    outcomes = {}
+    size = 200_000
+    before = usage(srv, token)
+    for i in range(rounds):
+        image_id = create(srv, token)
+        images.append(image_id)
+        upload = RawUpload(srv, token, image_id, content_length=size)
+        body = streams.block(i, 0)[:size]
+        upload.sock.sendall(body[:-1000])
+        assert wait_status(srv, token, image_id, ("saving",), timeout=5) == "saving"
+        # Both start together; one side is delayed by a random few milliseconds.
+        jitter = gen.uniform(-0.004, 0.004)
+        barrier = threading.Barrier(2)
+        answers = {}
+
+        def finish_upload():
+            barrier.wait()
+            if jitter > 0:
+                time.sleep(jitter)
+            upload.sock.sendall(body[-1000:])
+
+        def delete():
+            barrier.wait()
+            if jitter < 0:
+                time.sleep(-jitter)
+            answers["delete"] = requests.delete(f"{srv.url}/v2/images/{image_id}",
+                                                headers={"X-Auth-Token": token}, timeout=30).status_code
+
+        threads = [threading.Thread(target=finish_upload), threading.Thread(target=delete)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        response = upload.wait(30)
+        upload.close()
+        status = response.status if response else None
+        outcomes[status] = outcomes.get(status, 0) + 1
+        count("races run")
+        assert answers["delete"] == 204, answers
+        assert status in (204, 410), (i, response)
+        assert show(srv, token, image_id)[0] == 404
+        leftover = files_of(srv, image_id)
+        assert leftover == [], f"round {i}: upload {status}, DELETE 204, but files remain: {leftover}"
+    # Every image created here was deleted again: usage is exactly where it started.
+    _assert_usage_after_delete(srv, token, before, deleted=0)
+    orphans, broken, out = scrub(srv)
+    assert (orphans, broken) == (0, 0), out
+    print(f"delete races: {rounds} rounds, upload outcomes {outcomes}")
+    for status, n in outcomes.items():
+        count(f"delete race: upload answered {status}", n)
+
+
+def test_delete_races_upload_completion(srv, token):
+    run_delete_races(srv, token, 20)
+
+
+@pytest.mark.slow
+def test_delete_races_upload_completion_200(srv, token):
+    run_delete_races(srv, token, 200)
+
+
+# -- lying sizes ----------------------------------------------------------------------------
+
+BODY = b"0123456789" * 100  # 1000 bytes
+
+LIES = [
+    # (name, extra headers, body bytes, how: "send" | "half-close" | "headers-only", allowed statuses)
+    ("image-size-too-large", [("x-openstack-image-size", "1200"), ("Content-Length", "1000")], BODY, "send", {400}),
+    ("image-size-too-small", [("x-openstack-image-size", "800"), ("Content-Length", "1000")], BODY, "send", {400}),
+    ("image-size-too-large-chunked", [("x-openstack-image-size", "1200"), ("Transfer-Encoding", "chunked")],
+     b"3e8\r\n" + BODY + b"\r\n0\r\n\r\n", "send", {400}),
+    ("image-size-too-small-chunked", [("x-openstack-image-size", "800"), ("Transfer-Encoding", "chunked")],
+     b"3e8\r\n" + BODY + b"\r\n0\r\n\r\n", "send", {400}),
+    ("image-size-negative", [("x-openstack-image-size", "-1"), ("Content-Length", "1000")], BODY, "send", {400}),
+    ("image-size-abc", [("x-openstack-image-size", "abc"), ("Content-Length", "1000")], BODY, "send", {400}),
+    ("image-size-1e3", [("x-openstack-image-size", "1e3"), ("Content-Length", "1000")], BODY, "send", {400}),
+    ("image-size-empty", [("x-openstack-image-size", ""), ("Content-Length", "1000")], BODY, "send", {400}),
+    ("image-size-float", [("x-openstack-image-size", "1000.0"), ("Content-Length", "1000")], BODY, "send", {400}),
+    ("image-size-hex", [("x-openstack-image-size", "0x3e8"), ("Content-Length", "1000")], BODY, "send", {400}),
+    ("image-size-plus", [("x-openstack-image-size", "+1000"), ("Content-Length", "1000")], BODY, "send", {400}),
+    ("image-size-arabic-digits", [("x-openstack-image-size", "١٠٠٠".encode()), ("Content-Length", "1000")],
+     BODY, "send", {400}),
+    ("image-size-2^64", [("x-openstack-image-size", str(1 << 64))], b"", "headers-only", {400, 413}),
+    ("image-size-huge", [("x-openstack-image-size", "9" * 25), ("Content-Length", "1000")], BODY, "send",
+     {400, 413}),
+    ("image-size-twice-disagreeing", [("x-openstack-image-size", "1000"), ("x-openstack-image-size", "5"),
+                                      ("Content-Length", "1000")], BODY, "send", {400}),
+    ("image-size-vs-content-length", [("x-openstack-image-size", "1000"), ("Content-Length", "999")],
+     BODY[:999], "send", {400}),
+    ("content-length-too-large", [("Content-Length", "5000")], BODY, "half-close", {400}),
+    ("content-length-huge", [("Content-Length", str(1 << 62))], b"", "headers-only", {400, 413}),
+    ("content-length-negative", [("Content-Length", "-1000")], BODY, "send", {400}),
+    ("content-length-abc", [("Content-Length", "abc")], BODY, "send", {400}),
+    ("content-length-twice-disagreeing", [("Content-Length", "1000"), ("Content-Length", "5")], BODY, "send",
+     {400}),
+    ("content-length-and-chunked", [("Content-Length", "5"), ("Transfer-Encoding", "chunked")],
+     b"a\r\n0123456789\r\n0\r\n\r\n", "send", {400}),
+    ("transfer-encoding-gzip-chunked", [("Transfer-Encoding", "gzip, chunked")],
+     b"a\r\n0123456789\r\n0\r\n\r\n", "send", {400, 501}),
+    ("transfer-encoding-foo", [("Transfer-Encoding", "foo")], BODY, "send", {400, 501}),
+    ("bad-chunk-size", [("Transfer-Encoding", "chunked")], b"a\r\n0123456789\r\nzz\r\nxx\r\n0\r\n\r\n", "send",
+     {400}),
+]
+
+
+@pytest.mark.parametrize("name,headers,body,how,allowed", LIES, ids=[c[0] for c in LIES])
+def test_declared_size_lies(srv, token, name, headers, body, how, allowed):
+    image_id = create(srv, token)
+    before = usage(srv, token)
+    head = request_head("PUT", f"/v2/images/{image_id}/file", token,
+                        [("Content-Type", "application/octet-stream"), *headers])
+    if how == "headers-only":
+        response = raw_request(srv, head, timeout=5)  # answered before any body byte is sent
+    else:
+        response = raw_request(srv, head + body, timeout=10, half_close=how == "half-close")
+    assert response is not None, "no answer"
+    assert response.status in allowed, response
+    _assert_clean_queued(srv, token, image_id)
+    assert usage(srv, token) == before
+    _retry_works(srv, token, image_id)
+
+
+def test_content_length_shorter_than_body_stores_only_declared_bytes(srv, token):
+    """Content-Length alone cannot be called a lie (the rest is the next request on the connection):
+    exactly Content-Length bytes are stored, never more, and the trailing bytes are not image data."""
+    image_id = create(srv, token)
+    head = request_head("PUT", f"/v2/images/{image_id}/file", token,
+                        [("Content-Type", "application/octet-stream"), ("Content-Length", "5")])
+    response = raw_request(srv, head + b"0123456789", timeout=10)
+    assert response is not None and response.status in (204, 400), response
+    code, image = show(srv, token, image_id)
+    if response.status == 204:
+        assert (image["status"], image["size"], image["checksum"]) == ("active", 5, hashlib.md5(b"01234").hexdigest())
+    else:
+        _assert_clean_queued(srv, token, image_id)
+    assert requests.get(f"{srv.url}/versions", timeout=5).status_code == 200
