@@ -21,3 +21,8 @@ access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms req=%({x-openstack-reques
 # Trust X-Forwarded-* only from a proxy on this host.
 forwarded_allow_ips = os.environ.get("IMAGEDATA_FORWARDED_ALLOW_IPS", "127.0.0.1")
 sendfile = True
+# gunicorn's control socket defaults to one path per user, which two servers on one
+# host would fight over: keep it in the data folder (disabled if the path is too long).
+_control = os.path.join(os.path.abspath(os.environ.get("IMAGEDATA_DATA_DIR", "var")), "gunicorn.ctl")
+control_socket = _control
+control_socket_disable = len(_control) > 100

@@ -16,13 +16,29 @@ SQLITE_PRAGMAS = {
 }
 
 
+POOLED_SCHEMES = ("sqlite", "postgres", "postgresql", "postgresext", "postgresqlext", "psycopg3")
+
+
+def pooled_url(url: str) -> str:
+    """Use peewee's connection pool: requests still connect and close, but the
+    connection (and its set-up pragmas) is reused instead of opened every time."""
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme}+pool{sep}{rest}" if scheme in POOLED_SCHEMES else url
+
+
 def init_database(url: str, busy_timeout_ms: int = 10000):
     """Point the shared proxy at the database named by ``url`` and return it."""
-    kwargs = {}
+    kwargs = {"max_connections": 64, "stale_timeout": 300}
     if url.startswith("sqlite"):
         kwargs["pragmas"] = {**SQLITE_PRAGMAS, "busy_timeout": busy_timeout_ms}
         kwargs["timeout"] = busy_timeout_ms / 1000
-    db = connect(url, **kwargs)
+        # Pooled connections move between threads, one thread at a time.
+        kwargs["check_same_thread"] = False
+    pooled = pooled_url(url)
+    if "+pool" not in pooled:
+        kwargs.pop("max_connections")
+        kwargs.pop("stale_timeout")
+    db = connect(pooled, **kwargs)
     database.initialize(db)
     return db
 
@@ -39,6 +55,27 @@ def write_transaction():
     if isinstance(database.obj, SqliteDatabase):
         return database.atomic(lock_type="IMMEDIATE")
     return database.atomic()
+
+
+_PREPARED: dict = {}
+
+
+def prepared(model, key: str, build, **values):
+    """Run a hot query whose SQL is generated once per database and reused.
+
+    ``build(**markers)`` returns the peewee query with marker values in place of the
+    real ones; the SQL text peewee generates for it (for the database in use, so
+    still portable) is cached, and later calls only bind ``values``.
+    """
+    cache_key = (id(database.obj), key)
+    entry = _PREPARED.get(cache_key)
+    if entry is None:
+        markers = {name: f"\x00{name}\x00" for name in values}
+        sql, params = build(**markers).sql()
+        names = {marker: name for name, marker in markers.items()}
+        entry = _PREPARED[cache_key] = (sql, [(names.get(p), p) for p in params])
+    sql, slots = entry
+    return model.raw(sql, *[values[name] if name else fixed for name, fixed in slots])
 
 
 def create_tables() -> None:

@@ -6,7 +6,7 @@ import uuid
 
 from peewee import IntegrityError
 
-from imagedata.db import database, write_transaction
+from imagedata.db import database, prepared, write_transaction
 from imagedata.errors import BadRequest, Conflict, Forbidden, ImageNotFound, NotFound
 from imagedata.models import Image, ImageMember, ImageProperty, ImageTag, utcnow
 from imagedata.policy import Caller
@@ -27,10 +27,19 @@ def attach_extras(images: list[Image]) -> list[Image]:
         image.extra_properties = {}
     if not by_id:
         return images
-    ids = list(by_id)
-    for tag in ImageTag.select().where(ImageTag.image.in_(ids)).order_by(ImageTag.id):
+    if len(by_id) == 1:
+        (image_id,) = by_id
+        tags = prepared(ImageTag, "tags-of-one", lambda image_id: ImageTag.select().where(
+            ImageTag.image == image_id).order_by(ImageTag.id), image_id=image_id)
+        props = prepared(ImageProperty, "properties-of-one", lambda image_id: ImageProperty.select().where(
+            ImageProperty.image == image_id), image_id=image_id)
+    else:
+        ids = list(by_id)
+        tags = ImageTag.select().where(ImageTag.image.in_(ids)).order_by(ImageTag.id)
+        props = ImageProperty.select().where(ImageProperty.image.in_(ids))
+    for tag in tags:
         by_id[tag.image_id].tag_list.append(tag.value)
-    for prop in ImageProperty.select().where(ImageProperty.image.in_(ids)):
+    for prop in props:
         by_id[prop.image_id].extra_properties[prop.name] = prop.value
     return images
 
@@ -39,14 +48,19 @@ def find_image(image_id: str) -> Image | None:
     """The live (not deleted) image with this id, or None. Never raises for odd ids."""
     if not isinstance(image_id, str) or not IMAGE_ID_RE.match(image_id.lower()):
         return None
-    return Image.get_or_none((Image.id == image_id.lower()) & (Image.deleted == False))  # noqa: E712
+    found = prepared(Image, "live-image", lambda image_id: Image.select().where(
+        (Image.id == image_id) & (Image.deleted == False)), image_id=image_id.lower())  # noqa: E712
+    return next(iter(found), None)
 
 
 def member_status(image: Image, caller: Caller) -> str | None:
     """The caller project's membership status on ``image``, or None."""
-    if caller.project_id is None or image.visibility != "shared":
+    if caller.project_id is None or image.visibility != "shared" or image.owner == caller.project_id:
         return None
-    row = ImageMember.get_or_none((ImageMember.image == image.id) & (ImageMember.member == caller.project_id))
+    rows = prepared(ImageMember, "membership", lambda image_id, project: ImageMember.select().where(
+        (ImageMember.image == image_id) & (ImageMember.member == project)),
+        image_id=image.id, project=caller.project_id)
+    row = next(iter(rows), None)
     return row.status if row else None
 
 

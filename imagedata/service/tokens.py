@@ -6,6 +6,7 @@ import hashlib
 import secrets
 from urllib.parse import unquote
 
+from imagedata.db import prepared
 from imagedata.models import Token, utcnow
 from imagedata.policy import Caller
 
@@ -35,7 +36,9 @@ def caller_for_token(header_value: str | None) -> Caller | None:
     secret = unquote(header_value.strip())  # glanceclient percent-encodes the token
     if not secret.startswith(TOKEN_PREFIX) or len(secret) > 128:
         return None
-    row = Token.get_or_none(Token.token_hash == hash_token(secret))
+    rows = prepared(Token, "token-by-hash", lambda digest: Token.select().where(Token.token_hash == digest),
+                    digest=hash_token(secret))
+    row = next(iter(rows), None)
     if row is None or row.revoked or (row.expires_at is not None and row.expires_at <= utcnow()):
         return None
     return Caller.with_roles(row.user_id, row.project_id, row.roles.split(","))
