@@ -25,10 +25,8 @@ means the benchmark could not be set up.
 Only loopback traffic; every process started is stopped by its pid.
 """
 
-import argparse
 import os
 import platform
-import re
 import shutil
 import signal
 import sys
@@ -37,115 +35,14 @@ import time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
+import loadtest
 import phases
 import report
 import servers
 import sysmon
+from options import default_peers_kit, find_bin_dir, parse_args, size_label
 from rawhttp import BufferSink, HTTPFailure, request
 from targets import ImageApiTarget, NginxTarget, Source
-
-BENCH_DIR = Path(__file__).resolve().parent
-UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-
-
-def parse_size(text):
-    """Parse '1G', '32M', '512KiB', '1048576' into bytes (binary units)."""
-    match = re.fullmatch(r"\s*(\d+)\s*([KMGT]?)(i?B)?\s*", text, re.I)
-    if not match:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 32M, 1G)")
-    return int(match.group(1)) * UNITS[match.group(2).upper()]
-
-
-def size_label(nbytes):
-    """'1GiB', '32MiB', '1536KiB' or bytes."""
-    for unit, factor in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if nbytes >= factor and nbytes % factor == 0:
-            return f"{nbytes // factor}{unit}"
-    return f"{nbytes}B"
-
-
-def parse_env_pair(text):
-    """Parse NAME=VALUE for --service-env."""
-    name, sep, value = text.partition("=")
-    if not sep or not name:
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
-    return name, value
-
-
-def default_peers_kit(repo):
-    """The Glance peers kit: $IMAGEDATA_PEERS_KIT, ../shared/peers, or /work/shared/peers."""
-    for candidate in (os.environ.get("IMAGEDATA_PEERS_KIT"), repo.parent / "shared" / "peers",
-                      Path("/work/shared/peers")):
-        if candidate and Path(candidate, "glance", "start.sh").exists():
-            return Path(candidate)
-    return None
-
-
-def parse_args(argv):
-    """Command line; --smoke changes the defaults of size, runs, waits and wrk."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", type=parse_size, help="test file size (default 1G; smoke 32M)")
-    parser.add_argument("--runs", type=int, help="runs per figure, median reported (default 3; smoke 1)")
-    parser.add_argument("--smoke", action="store_true",
-                        help="quick functional pass: 32 MiB, 1 run, short waits, wrk skipped if missing")
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-    parser.add_argument("--glance", action="store_true",
-                        help="also measure the real Glance from the peers kit (if installed)")
-    parser.add_argument("--peers-kit", type=Path, help="peers kit folder (default: found automatically)")
-    parser.add_argument("--big", type=parse_size, metavar="SIZE",
-                        help="also upload+download a SIZE image (e.g. 4G) to show RSS does not grow")
-    parser.add_argument("--no-curl", dest="curl", action="store_false", help="skip the curl columns")
-    parser.add_argument("--no-wrk", dest="wrk", action="store_false", help="skip the wrk GET-image test")
-    parser.add_argument("--wrk-seconds", type=int, help="wrk duration (default 10; smoke 3)")
-    parser.add_argument("--load-uploads", type=int, default=4, help="uploads streaming during wrk")
-    parser.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")],
-                        default=[16, 64], help="concurrent download counts (default 16,64)")
-    parser.add_argument("--idle-wait", type=float,
-                        help="max seconds to wait for 85%% idle CPU before each timing (default 5; smoke 1; 0 = off)")
-    parser.add_argument("--workers", type=int, help="IMAGEDATA_WORKERS for gunicorn (default: the config's)")
-    parser.add_argument("--service-env", type=parse_env_pair, action="append", default=[],
-                        metavar="NAME=VALUE", help="extra environment for the service (repeatable)")
-    parser.add_argument("--accel", action="store_true",
-                        help="hook for the X-Accel-Redirect mode: measure ours through an nginx proxy "
-                             "that serves the store under --accel-prefix (enable the service side "
-                             "with --service-env)")
-    parser.add_argument("--accel-prefix", default="/_accel/", help="internal nginx location for --accel")
-    parser.add_argument("--repo", type=Path, default=BENCH_DIR.parent, help="imagedata checkout")
-    parser.add_argument("--venv", type=Path, help="virtualenv with imagedata installed (default: REPO/.venv)")
-    parser.add_argument("--workdir", type=Path, help="parent of the temporary folder (default: system temp)")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, data)")
-    opts = parser.parse_args(argv)
-    apply_defaults(opts)
-    return opts
-
-
-def apply_defaults(opts):
-    """Fill in defaults that depend on --smoke."""
-    smoke = opts.smoke
-    opts.size = opts.size or parse_size("32M" if smoke else "1G")
-    opts.runs = opts.runs or (1 if smoke else 3)
-    opts.wrk_seconds = opts.wrk_seconds or (3 if smoke else 10)
-    opts.idle_wait = opts.idle_wait if opts.idle_wait is not None else (1.0 if smoke else 5.0)
-    if opts.wrk and not phases.wrk_available():
-        if not smoke:
-            raise SystemExit("wrk not found: apt-get install -y wrk (or pass --no-wrk)")
-        print("bench: wrk not installed; skipping the GET-image load test (smoke mode)")
-        opts.wrk = False
-    if opts.curl and not shutil.which("curl"):
-        print("bench: curl not installed; skipping the curl columns")
-        opts.curl = False
-
-
-def find_bin_dir(opts):
-    """The folder holding the ``imagedata`` and ``gunicorn`` scripts."""
-    candidates = [opts.venv / "bin"] if opts.venv else []
-    candidates += [opts.repo / ".venv" / "bin", Path(sys.executable).parent]
-    for folder in candidates:
-        if (folder / "imagedata").exists() and (folder / "gunicorn").exists():
-            return folder
-    raise SystemExit("imagedata is not installed: python3 -m venv .venv && .venv/bin/pip install -e . "
-                     "(or pass --venv)")
 
 
 class Bench:
@@ -209,10 +106,12 @@ def start_glance(opts, group):
 
 
 def start_everything(opts, group, workdir):
-    """Start nginx, ours (and Glance); return (Bench, list of servers for the config record)."""
+    """Start nginx, ours (and Glance); return (Bench, {name: server}) for the config record."""
     bin_dir = find_bin_dir(opts)
-    ours_server = servers.ImagedataServer(group, opts.repo, bin_dir, workdir, opts.workers,
-                                          dict(opts.service_env))
+    service_env = dict(opts.service_env)
+    if opts.accel:
+        service_env.setdefault("IMAGEDATA_ACCEL_REDIRECT", opts.accel_prefix.rstrip("/"))
+    ours_server = servers.ImagedataServer(group, opts.repo, bin_dir, workdir, opts.workers, service_env)
     accel = None
     if opts.accel:
         accel = {"accel_prefix": opts.accel_prefix, "store_parent": ours_server.store_parent,
@@ -226,7 +125,10 @@ def start_everything(opts, group, workdir):
     ours_addr = nginx.accel_addr if opts.accel else ours_server.addr
     ours = ImageApiTarget("ours", ours_addr, ours_server.token, source)
     glance_server, skipped = start_glance(opts, group)
-    glance = ImageApiTarget("glance", glance_server.addr, "bench", source) if glance_server else None
+    glance = None
+    if glance_server:
+        glance = ImageApiTarget("glance", glance_server.addr, "bench", source)
+        group.on_close(glance.cleanup)  # runs before stop.sh: Glance's state folder is kept
     sampler = sysmon.RssSampler(ours_server.workers)
     sampler.start()
     group.on_close(sampler.stop)
@@ -249,7 +151,7 @@ def run_phases(bench):
     """All measurements, interleaved run by run so ratios compare the same moment."""
     steps = [("hash", phases.measure_hash), ("uploads", phases.measure_uploads),
              ("downloads", phases.measure_downloads), ("ranges", phases.measure_ranges),
-             ("concurrency", phases.measure_concurrency), ("GET image", phases.measure_metadata)]
+             ("concurrency", phases.measure_concurrency), ("GET image", loadtest.measure_metadata)]
     for run in range(bench.opts.runs):
         for name, step in steps:
             print(f"bench: run {run + 1}/{bench.opts.runs}: {name}", flush=True)
@@ -337,7 +239,7 @@ def temporary_folder(opts):
 
 def main(argv=None):
     """Run the benchmark; return the exit status."""
-    opts = parse_args(argv)
+    opts = parse_args(argv, __doc__)
     install_signal_handlers()
     with temporary_folder(opts) as workdir, servers.ProcessGroup() as group:
         try:
@@ -347,9 +249,9 @@ def main(argv=None):
             return 2
         try:
             prepare_downloads(bench)
-            run_phases(bench)
-            if opts.big:
+            if opts.big:  # first, while the workers hold no memory from concurrent phases
                 run_big(bench, workdir, running["ours"].token)
+            run_phases(bench)
         except (RuntimeError, HTTPFailure) as exc:
             bench.results.problem(f"benchmark aborted: {exc}")
         finally:

@@ -310,7 +310,10 @@ class ImagedataServer:
         self.run_cli("db-sync")
         out = self.run_cli("token", "create", "--project", "bench", "--roles", "admin,member,reader")
         self.token = out.strip().splitlines()[-1].strip()
-        argv = [str(self.bin_dir / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"]
+        # A private control socket: gunicorn's default ($HOME/.gunicorn/gunicorn.ctl) is shared
+        # by every gunicorn of this user, and ours must not replace another instance's.
+        argv = [str(self.bin_dir / "gunicorn"), "-c", "gunicorn.conf.py",
+                "--control-socket", str(self.workdir / "gunicorn.ctl"), "wsgi:app"]
         self.proc = self.group.start("gunicorn", argv, self.repo, self.env, self.workdir / "gunicorn.log")
         try:
             wait_http_ok(self.addr, "/versions", time.monotonic() + timeout, self.proc.alive)

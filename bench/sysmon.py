@@ -56,6 +56,9 @@ class RssSampler:
     ``phase(name)`` brackets a measurement; for each phase it keeps, per
     worker pid, the RSS at the phase's start and the peak during it.  The
     baseline of a worker is its RSS when first seen idle (``mark_baseline``).
+    Two figures follow: growth (peak minus baseline: everything the worker
+    kept since start-up) and rise (peak minus the phase's start: what one
+    transfer adds, which must not depend on the image size).
     """
 
     def __init__(self, list_workers, hz=20):
@@ -132,19 +135,30 @@ class RssSampler:
         base = self.baseline.get(pid)
         return None if base is None else (peak_kib - base) * 1024 / 1e6
 
+    @staticmethod
+    def run_extremes(run):
+        """Largest RSS at the start and at the peak of one phase run, in MB (shows a trend)."""
+        if not run:
+            return None
+        return {"start_mb": round(max(start for start, _ in run.values()) * 1024 / 1e6, 1),
+                "peak_mb": round(max(peak for _, peak in run.values()) * 1024 / 1e6, 1)}
+
     def summary(self):
         """Return a JSON-able summary: baselines, peaks and per-phase growth in MB."""
         phases = {}
         for name, runs in self.phases.items():
-            growth, peak = [], 0
+            growth, rise, peak = [], [], 0
             for run in runs:
-                for pid, (_start, top) in run.items():
+                for pid, (start, top) in run.items():
                     peak = max(peak, top)
+                    rise.append((top - start) * 1024 / 1e6)
                     value = self.growth_mb(pid, top)
                     if value is not None:
                         growth.append(value)
             phases[name] = {"peak_mb": round(peak * 1024 / 1e6, 1),
-                            "max_growth_mb": round(max(growth), 1) if growth else None}
+                            "max_growth_mb": round(max(growth), 1) if growth else None,
+                            "max_rise_mb": round(max(rise), 1) if rise else None,
+                            "runs": [self.run_extremes(run) for run in runs]}
         growth_all = [v["max_growth_mb"] for v in phases.values() if v["max_growth_mb"] is not None]
         return {
             "baseline_mb": {str(p): round(k * 1024 / 1e6, 1) for p, k in self.baseline.items()},

@@ -152,6 +152,12 @@ class ImageApiTarget:
             raise RuntimeError("; ".join(problems))
         self.download_id = upload.handle
 
+    def cleanup(self):
+        """Delete the download image (for servers whose state outlives the benchmark)."""
+        image_id, self.download_id = self.download_id, None
+        if image_id:
+            self.discard_upload(image_id)
+
     def download_path(self):
         """Path of the download image's data."""
         return f"/v2/images/{self.download_id}/file"

@@ -121,6 +121,7 @@ def load_settings(env: dict | None = None, **overrides) -> Settings:
         data_admin_only=_bool(env, "IMAGEDATA_DATA_ADMIN_ONLY"),
         upload_lease_seconds=_int(env, "IMAGEDATA_UPLOAD_LEASE_SECONDS", 60, minimum=2),
         upload_idle_timeout=float(_int(env, "IMAGEDATA_UPLOAD_IDLE_TIMEOUT", 60, minimum=1)),
+        chunk_size=_int(env, "IMAGEDATA_CHUNK_SIZE", 1 << 20, minimum=4096),
         quota_image_size_total=_int(env, "IMAGEDATA_QUOTA_IMAGE_SIZE_TOTAL", 0),
         quota_image_count_total=_int(env, "IMAGEDATA_QUOTA_IMAGE_COUNT_TOTAL", 0),
         quota_image_count_uploading=_int(env, "IMAGEDATA_QUOTA_IMAGE_COUNT_UPLOADING", 0),
