@@ -85,8 +85,10 @@ def download_data(image_id):
         prefix = services().settings.accel_redirect_prefix
         if prefix and plan.data_name:
             plan.body.close()
+            # nginx sends the file and applies the (already validated) Range itself.
             response.headers["X-Accel-Redirect"] = f"{prefix}/{plan.store_id}/{plan.data_name}"
-            response.headers.pop("Content-Length", None)
+            for name in ("Content-Length", "Content-Range", "Accept-Ranges"):
+                response.headers.pop(name, None)
         else:
             response.response = wrap_file(request.environ, plan.body, SEND_BUFFER)
             response.direct_passthrough = True

@@ -1,0 +1,123 @@
+"""X-Accel-Redirect mode with a real nginx: imagedata checks and sets headers, nginx sends bytes."""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+import requests
+
+from tests.e2e.server import Server, free_port
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+pytestmark = [pytest.mark.e2e,
+              pytest.mark.skipif(not os.path.exists(NGINX), reason="nginx is not installed; CI installs it")]
+
+CONF = """\
+daemon off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+{user}
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {prefix}/body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    sendfile on;
+    server {{
+        listen 127.0.0.1:{port};
+        location /_accel/ {{
+            internal;
+            alias {stores}/;
+            types {{ }}
+            default_type application/octet-stream;
+            etag off;
+            add_header Content-MD5 $upstream_http_content_md5;
+            add_header ETag $upstream_http_etag;
+            add_header x-openstack-request-id $upstream_http_x_openstack_request_id;
+        }}
+        location / {{
+            proxy_pass http://127.0.0.1:{upstream};
+            proxy_http_version 1.1;
+            proxy_request_buffering off;
+            proxy_buffering off;
+            client_max_body_size 0;
+        }}
+    }}
+}}
+"""
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """imagedata (accel mode) behind a private nginx; yields (server, nginx base URL)."""
+    root = tmp_path_factory.mktemp("accel")
+    srv = Server(root / "srv", IMAGEDATA_ACCEL_REDIRECT="/_accel").start()
+    prefix = root / "nginx"
+    prefix.mkdir()
+    port = free_port()
+    user = "user root root;" if os.geteuid() == 0 else ""
+    (prefix / "nginx.conf").write_text(CONF.format(prefix=prefix, port=port, upstream=srv.port, user=user,
+                                                   stores=os.path.join(srv.root, "stores")))
+    proc = subprocess.Popen([NGINX, "-p", f"{prefix}/", "-c", str(prefix / "nginx.conf")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/versions", timeout=1).status_code == 200:
+                break
+        except requests.RequestException:
+            time.sleep(0.1)
+    yield srv, url
+    proc.send_signal(signal.SIGQUIT)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    srv.stop()
+
+
+def test_nginx_serves_the_bytes_imagedata_authorised(stack):
+    srv, url = stack
+    token = srv.token("p1")
+    headers = {"X-Auth-Token": token}
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    image = requests.post(f"{url}/v2/images", json={"name": "a", "disk_format": "raw", "container_format": "bare"},
+                          headers=headers).json()
+    put = requests.put(f"{url}/v2/images/{image['id']}/file", data=data,
+                       headers={**headers, "Content-Type": "application/octet-stream"})
+    assert put.status_code == 204
+
+    full = requests.get(f"{url}/v2/images/{image['id']}/file", headers=headers)
+    assert full.status_code == 200
+    assert full.content == data
+    assert full.headers["Content-Type"] == "application/octet-stream"
+    assert full.headers["Content-MD5"] == hashlib.md5(data).hexdigest()
+    assert int(full.headers["Content-Length"]) == len(data)
+    assert "X-Accel-Redirect" not in full.headers
+    assert full.headers["x-openstack-request-id"].startswith("req-")
+    assert full.headers["Accept-Ranges"] == "bytes"
+
+    part = requests.get(f"{url}/v2/images/{image['id']}/file", headers={**headers, "Range": "bytes=100-199"})
+    assert part.status_code == 206
+    assert part.content == data[100:200]
+    assert part.headers["Content-Range"] == f"bytes 100-199/{len(data)}"
+
+    # imagedata still decides: no token, other projects, bad ranges never reach the store.
+    assert requests.get(f"{url}/v2/images/{image['id']}/file").status_code == 401
+    other = {"X-Auth-Token": srv.token("p2")}
+    assert requests.get(f"{url}/v2/images/{image['id']}/file", headers=other).status_code == 404
+    assert requests.get(f"{url}/v2/images/{image['id']}/file",
+                        headers={**headers, "Range": "bytes=0-1,5-6"}).status_code == 400
+    assert requests.get(f"{url}/v2/images/{image['id']}/file",
+                        headers={**headers, "Range": f"bytes={len(data)}-"}).status_code == 416
+    # The internal location cannot be reached directly.
+    assert requests.get(f"{url}/_accel/local/{image['id']}").status_code == 404
