@@ -6,7 +6,7 @@ import uuid
 
 from peewee import IntegrityError
 
-from imagedata.db import database, prepared, write_transaction
+from imagedata.db import prepared, write_transaction
 from imagedata.errors import BadRequest, Conflict, Forbidden, ImageNotFound, NotFound
 from imagedata.models import Image, ImageMember, ImageProperty, ImageTag, utcnow
 from imagedata.policy import Caller

@@ -101,7 +101,7 @@ def _parse_sort(args) -> list[tuple[str, str]]:
         dirs = [d for d in dirs if d] or ["desc"]
         if len(dirs) not in (1, len(keys)):
             raise BadRequest("The number of sort_dir values must be one or match the number of sort_key values.")
-        pairs = list(zip(keys, dirs if len(dirs) == len(keys) else dirs * len(keys)))
+        pairs = list(zip(keys, dirs if len(dirs) == len(keys) else dirs * len(keys), strict=True))
     for key, direction in pairs:
         if key not in SORT_KEYS:
             raise BadRequest(f"Invalid sort key: {key}. It must be one of: {', '.join(sorted(SORT_KEYS))}.")
