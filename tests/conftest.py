@@ -40,6 +40,12 @@ def env(tmp_path):
     return make_env(tmp_path)
 
 
+@pytest.fixture(autouse=True)
+def env_extra(request, env):
+    """Extra IMAGEDATA_* settings for one test (see ``tests.helpers.with_env``)."""
+    env.update({name: str(value) for name, value in getattr(request, "param", {}).items()})
+
+
 @pytest.fixture
 def app(env):
     """A fresh app on a temp-file SQLite database and temp stores."""

@@ -26,8 +26,8 @@ from imagedata.db import database
 from imagedata.models import Image, Token
 from imagedata.service.tokens import hash_token
 from tests.conftest import make_env, store_files
+from tests.helpers import OCTET, with_env
 
-OCTET = "application/octet-stream"
 PATCH_TYPE = "application/openstack-images-v2.1-json-patch"
 JSON = {"Accept": "application/json"}
 DATA = b"matrix image data"
@@ -125,14 +125,6 @@ DEACTIVATE = DELETE
 # --------------------------------------------------------------------------- fixtures and helpers
 
 
-@pytest.fixture(autouse=True)
-def env_extra(request, env):
-    """Extra IMAGEDATA_* settings for one test (see ``with_env``)."""
-    env.update({name: str(value) for name, value in getattr(request, "param", {}).items()})
-
-
-def with_env(**settings):
-    return pytest.mark.parametrize("env_extra", [settings], indirect=True, ids=["env"])
 
 
 @pytest.fixture

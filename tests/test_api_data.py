@@ -13,7 +13,6 @@ hash, and no file for it may remain in any store (``assert_clean``).
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import shutil
 import threading
@@ -28,8 +27,8 @@ from imagedata.models import Image
 from imagedata.policy import Caller
 from imagedata.service.images import delete_image
 from tests.conftest import store_files
+from tests.helpers import Body, OCTET, with_env
 
-OCTET = "application/octet-stream"
 ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 EMPTY_MD5 = "d41d8cd98f00b204e9800998ecf8427e"
 
@@ -37,40 +36,8 @@ EMPTY_MD5 = "d41d8cd98f00b204e9800998ecf8427e"
 # --------------------------------------------------------------------------- helpers
 
 
-@pytest.fixture(autouse=True)
-def env_extra(request, env):
-    """Extra IMAGEDATA_* settings for one test, applied before the app is built (see ``with_env``)."""
-    env.update({name: str(value) for name, value in getattr(request, "param", {}).items()})
 
 
-def with_env(**settings):
-    """Decorator: run the test on an app built with these extra environment settings."""
-    return pytest.mark.parametrize("env_extra", [settings], indirect=True, ids=["env"])
-
-
-class Body(io.RawIOBase):
-    """An upload body served in small pieces; ``on_read(n)`` runs before the n-th read (from 1)."""
-
-    def __init__(self, data: bytes, piece: int = 4, on_read=None):
-        super().__init__()
-        self.data = data
-        self.pos = 0
-        self.piece = piece
-        self.on_read = on_read
-        self.reads = 0
-
-    def readable(self):
-        return True
-
-    def read(self, size=-1):
-        self.reads += 1
-        if self.on_read is not None:
-            self.on_read(self.reads)
-        if size is None or size < 0:
-            size = len(self.data)
-        chunk = self.data[self.pos:self.pos + min(size, self.piece)]
-        self.pos += len(chunk)
-        return chunk
 
 
 def put_stream(client, image_id, stream, headers, content_length=None, chunked=False):

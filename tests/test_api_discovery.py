@@ -12,6 +12,7 @@ import shutil
 import uuid
 
 import pytest
+from tests.helpers import OCTET, with_env
 
 VERSIONS = [("v2.15", "SUPPORTED"), ("v2.13", "SUPPORTED"), ("v2.12", "SUPPORTED"), ("v2.11", "SUPPORTED"),
             ("v2.10", "SUPPORTED"), ("v2.9", "SUPPORTED"), ("v2.8", "SUPPORTED"), ("v2.17", "CURRENT"),
@@ -27,18 +28,8 @@ STATUSES = {"queued", "saving", "active", "killed", "deleted", "uploading", "imp
 DISK_FORMATS = [None, "ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop"]
 CONTAINER_FORMATS = [None, "ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed"]
 REQUEST_ID = re.compile(r"^req-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-OCTET = "application/octet-stream"
 
 
-@pytest.fixture(autouse=True)
-def env_extra(request, env):
-    """Extra IMAGEDATA_* settings for one test, applied before the app is built (see ``with_env``)."""
-    env.update({name: str(value) for name, value in getattr(request, "param", {}).items()})
-
-
-def with_env(**settings):
-    """Decorator: run the test on an app built with these extra environment settings."""
-    return pytest.mark.parametrize("env_extra", [settings], indirect=True, ids=["env"])
 
 
 def versions_body(base="http://localhost"):

@@ -1,5 +1,4 @@
 """The `imagedata` command: tokens, quotas, recovery and scrubbing."""
-import os
 
 from imagedata.db import database
 from imagedata.models import Image

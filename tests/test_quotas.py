@@ -7,7 +7,6 @@ Defaults come from IMAGEDATA_QUOTA_*; `imagedata quota set --project P` override
 """
 from __future__ import annotations
 
-import io
 import os
 import threading
 
@@ -16,8 +15,8 @@ from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
 from tests.conftest import store_files
+from tests.helpers import Body, OCTET, with_env
 
-OCTET = "application/octet-stream"
 JSON = {"Accept": "application/json"}
 LIMITS = ("image_size_total", "image_count_total", "image_count_uploading")
 
@@ -25,13 +24,6 @@ LIMITS = ("image_size_total", "image_count_total", "image_count_uploading")
 # --------------------------------------------------------------------------- helpers
 
 
-@pytest.fixture(autouse=True)
-def env_extra(request, env):
-    env.update({name: str(value) for name, value in getattr(request, "param", {}).items()})
-
-
-def with_env(**settings):
-    return pytest.mark.parametrize("env_extra", [settings], indirect=True, ids=["env"])
 
 
 @pytest.fixture
@@ -41,25 +33,6 @@ def who(make_token):
     return {name: {"X-Auth-Token": make_token(project, roles), **JSON} for name, (project, roles) in spec.items()}
 
 
-class Body(io.RawIOBase):
-    """An upload body served in small pieces; ``on_read(n)`` runs before the n-th read (from 1)."""
-
-    def __init__(self, data: bytes, piece: int = 8, on_read=None):
-        super().__init__()
-        self.data, self.pos, self.piece, self.on_read, self.reads = data, 0, piece, on_read, 0
-
-    def readable(self):
-        return True
-
-    def read(self, size=-1):
-        self.reads += 1
-        if self.on_read is not None:
-            self.on_read(self.reads)
-        if size is None or size < 0:
-            size = len(self.data)
-        chunk = self.data[self.pos:self.pos + min(size, self.piece)]
-        self.pos += len(chunk)
-        return chunk
 
 
 def put_stream(client, image_id, body, hdrs, chunked=False, size_header=None):

@@ -13,7 +13,7 @@ import requests
 
 from tests.e2e import streams
 from tests.e2e.server import Server
-from tests.faults.helpers import (MIB, RawUpload, assert_no_path, count, create, download_sha512, files_of, put,
+from tests.faults.helpers import (MIB, RawUpload, assert_no_path, create, download_sha512, files_of, put,
                                   raw_request, request_head, scrub, show, usage, wait_status)
 
 pytestmark = pytest.mark.e2e

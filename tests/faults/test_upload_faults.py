@@ -12,7 +12,7 @@ import requests
 from tests.e2e import streams
 from tests.e2e.server import Server
 from tests.faults.helpers import (MIB, RawUpload, count, create, download_sha512, files_of, put, raw_request,
-                                  request_head, rng, scrub, show, status_of, usage, wait_status)
+                                  request_head, rng, scrub, show, usage, wait_status)
 
 LEASE = 4
 
