@@ -30,8 +30,20 @@ def make_env(tmp_path, **extra) -> dict:
         "IMAGEDATA_STORES": f"local=file://{tmp_path}/stores/local,slow=file://{tmp_path}/stores/slow",
         "IMAGEDATA_LOG_LEVEL": "WARNING",
     }
+    if os.environ.get("IMAGEDATA_TEST_DATABASE_URL"):
+        env["IMAGEDATA_DATABASE_URL"] = os.environ["IMAGEDATA_TEST_DATABASE_URL"]
     env.update({k: str(v) for k, v in extra.items()})
     return env
+
+
+def reset_external_database(url: str) -> None:
+    """Give each test empty tables on a shared server database (PostgreSQL runs)."""
+    from imagedata.db import init_database
+    from imagedata.models import ALL_MODELS
+
+    init_database(url)
+    with database.connection_context():
+        database.drop_tables(ALL_MODELS, safe=True, cascade=True)
 
 
 @pytest.fixture
@@ -48,7 +60,10 @@ def env_extra(request, env):
 
 @pytest.fixture
 def app(env):
-    """A fresh app on a temp-file SQLite database and temp stores."""
+    """A fresh app on a temp-file SQLite database (or IMAGEDATA_TEST_DATABASE_URL) and temp stores."""
+    url = env.get("IMAGEDATA_DATABASE_URL", "")
+    if url and not url.startswith("sqlite"):
+        reset_external_database(url)
     application = create_app(env)
     application.config["TESTING"] = True
     yield application
