@@ -40,6 +40,7 @@ class Settings:
     upload_lease_seconds: int = 60
     upload_idle_timeout: float = 60.0
     chunk_size: int = 1 << 20
+    writeback_bytes: int = 64 << 20
     quota_image_size_total: int = 0
     quota_image_count_total: int = 0
     quota_image_count_uploading: int = 0
@@ -122,6 +123,7 @@ def load_settings(env: dict | None = None, **overrides) -> Settings:
         upload_lease_seconds=_int(env, "IMAGEDATA_UPLOAD_LEASE_SECONDS", 60, minimum=2),
         upload_idle_timeout=float(_int(env, "IMAGEDATA_UPLOAD_IDLE_TIMEOUT", 60, minimum=1)),
         chunk_size=_int(env, "IMAGEDATA_CHUNK_SIZE", 1 << 20, minimum=4096),
+        writeback_bytes=_int(env, "IMAGEDATA_WRITEBACK_BYTES", 64 << 20),
         quota_image_size_total=_int(env, "IMAGEDATA_QUOTA_IMAGE_SIZE_TOTAL", 0),
         quota_image_count_total=_int(env, "IMAGEDATA_QUOTA_IMAGE_COUNT_TOTAL", 0),
         quota_image_count_uploading=_int(env, "IMAGEDATA_QUOTA_IMAGE_COUNT_UPLOADING", 0),

@@ -33,7 +33,7 @@ def build_registry(settings: Settings) -> StoreRegistry:
     """Instantiate one driver per configured store."""
     stores = {}
     for cfg in settings.stores:
-        store = DRIVERS[cfg.kind](cfg.store_id, cfg.path, settings.chunk_size)
+        store = DRIVERS[cfg.kind](cfg.store_id, cfg.path, settings.chunk_size, settings.writeback_bytes)
         store.prepare()
         stores[cfg.store_id] = store
     return StoreRegistry(stores, settings.default_store,

@@ -132,7 +132,7 @@ class FilesystemWriter:
                 data = data[written:]
         except OSError as exc:
             raise self.store.translate(exc) from None
-        if self.unflushed >= FLUSH_EVERY:
+        if self.store.writeback_bytes and self.unflushed >= self.store.writeback_bytes:
             self.unflushed = 0
             if self.flusher is None:
                 self.flusher = _Flusher(self.fd)
@@ -177,10 +177,11 @@ class FilesystemStore:
 
     kind = "file"
 
-    def __init__(self, store_id: str, root: str, chunk_size: int = 1 << 20):
+    def __init__(self, store_id: str, root: str, chunk_size: int = 1 << 20, writeback_bytes: int = FLUSH_EVERY):
         self.store_id = store_id
         self.root = root
         self.chunk_size = chunk_size
+        self.writeback_bytes = writeback_bytes
 
     def prepare(self) -> None:
         """Create the root directory if it is missing (best effort; problems surface later)."""
