@@ -36,3 +36,26 @@ def test_qcow2_virtual_size_comes_from_its_header(client, auth, new_image, uploa
     assert upload(image["id"], data).status_code == 204
     shown = client.get(f"/v2/images/{image['id']}", headers=auth).get_json()
     assert (shown["status"], shown["size"], shown["virtual_size"]) == ("active", len(data), 134217728)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("agent,accept,json_body", [
+    ("python-glanceclient", "*/*", False),
+    ("curl/7.88.1", "*/*", False),
+    ("openstacksdk/4.22.0 keystoneauth1/5.18.1 python-requests/2.34.2 CPython/3.11.7", "*/*", True),
+    ("openstacksdk/4.22.0 keystoneauth1/5.18.1 python-requests/2.34.2 CPython/3.11.7", "", True),
+    ("openstacksdk/4.22.0 keystoneauth1/5.18.1", "text/plain", False),
+    ("anything", "application/json", True),
+])
+def test_error_format_follows_the_client(client, auth, agent, accept, json_body):
+    """JSON for clients that ask for it and for openstacksdk (which only reads JSON); text otherwise."""
+    response = client.get("/v2/images/00000000-0000-0000-0000-000000000000",
+                          headers={**auth, "User-Agent": agent, "Accept": accept})
+    assert response.status_code == 404
+    if json_body:
+        assert response.get_json()["code"] == "404 Not Found"
+    else:
+        assert response.mimetype == "text/plain"
+        assert response.get_data(as_text=True).startswith("404 Not Found")

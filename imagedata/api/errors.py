@@ -18,8 +18,17 @@ log = logging.getLogger(__name__)
 
 
 def wants_json() -> bool:
-    """True only when the client explicitly accepts application/json."""
-    return any(value == "application/json" and quality > 0 for value, quality in request.accept_mimetypes)
+    """True when the client explicitly accepts application/json, or is openstacksdk.
+
+    openstacksdk sends ``Accept: */*`` or an empty Accept on many calls and then shows
+    only the HTTP reason phrase for a non-JSON error body, never our message; it reads
+    ``message`` from the flat JSON body. Any other client with a wildcard (notably
+    python-glanceclient, which cannot parse that JSON) gets text.
+    """
+    if any(value == "application/json" and quality > 0 for value, quality in request.accept_mimetypes):
+        return True
+    agent = request.headers.get("User-Agent", "")
+    return agent.startswith("openstacksdk/") and request.headers.get("Accept", "*/*").strip() in ("", "*/*")
 
 
 def error_response(status: int, title: str, message: str, headers: dict | None = None):
