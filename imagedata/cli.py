@@ -54,7 +54,8 @@ def token():
 @click.option("--project", required=True, help="Project the token acts for (image owner).")
 @click.option("--user", default=None, help="User id (default: user-<project>).")
 @click.option("--roles", default="member,reader", show_default=True, help="Comma-separated roles.")
-@click.option("--expires-in", type=click.IntRange(min=1), default=None, help="Lifetime in seconds.")
+@click.option("--expires-in", type=click.IntRange(min=1, max=100 * 365 * 86400), default=None,
+              help="Lifetime in seconds.")
 def token_create(project, user, roles, expires_in):
     """Create a token and print it (last line of stdout; it is shown only once)."""
     from imagedata.service.tokens import create_token
@@ -98,9 +99,10 @@ def quota():
 
 @quota.command("set")
 @click.option("--project", required=True)
-@click.option("--image-size-total", type=click.IntRange(min=0), default=None, help="Bytes; 0 = unlimited.")
-@click.option("--image-count-total", type=click.IntRange(min=0), default=None)
-@click.option("--image-count-uploading", type=click.IntRange(min=0), default=None)
+@click.option("--image-size-total", type=click.IntRange(min=0, max=2**63 - 1), default=None,
+              help="Bytes; 0 = unlimited.")
+@click.option("--image-count-total", type=click.IntRange(min=0, max=2**31 - 1), default=None)
+@click.option("--image-count-uploading", type=click.IntRange(min=0, max=2**31 - 1), default=None)
 @with_appcontext
 def quota_set(project, image_size_total, image_count_total, image_count_uploading):
     """Override a project's limits."""

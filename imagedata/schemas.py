@@ -34,14 +34,19 @@ class StrictBoolean(fields.Field):
         raise ValidationError("must be a boolean")
 
 
+MAX_INT32 = 2**31 - 1
+
+
 class StrictInteger(fields.Field):
-    """A JSON integer (not a boolean, float or string), at least 0."""
+    """A JSON integer (not a boolean, float or string) from 0 to 2**31-1 (the column's range)."""
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValidationError("must be an integer")
         if value < 0:
             raise ValidationError("must be at least 0")
+        if value > MAX_INT32:
+            raise ValidationError(f"must be at most {MAX_INT32}")
         return value
 
 

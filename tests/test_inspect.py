@@ -72,3 +72,9 @@ def test_vmdk_descriptor_is_refused():
     data = b"# Disk DescriptorFile\nversion=1\nRW 100 FLAT \"/etc/hosts\" 0\n"
     with pytest.raises(UnsupportedMediaType, match="safety"):
         check_format(sniff(data), "vmdk", "bare", len(data))
+
+
+def test_impossible_virtual_size_is_415():
+    data = qcow2(virtual_size=2**64 - 1)
+    with pytest.raises(UnsupportedMediaType, match="safety"):
+        check_format(sniff(data), "qcow2", "bare", len(data))

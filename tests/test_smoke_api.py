@@ -59,3 +59,21 @@ def test_error_format_follows_the_client(client, auth, agent, accept, json_body)
     else:
         assert response.mimetype == "text/plain"
         assert response.get_data(as_text=True).startswith("404 Not Found")
+
+
+@pytest.mark.parametrize("body", [{"min_ram": 800082040516944592896}, {"min_disk": 2**31}, {"min_ram": -1}])
+def test_out_of_range_integers_are_400(client, auth, body):
+    """Found by schemathesis: integers the database cannot hold are a client error, not a 500."""
+    assert client.post("/v2/images", json=body, headers=auth).status_code == 400
+
+
+@pytest.mark.parametrize("query", ["size_min=99999999999999999999999", "size_max=9223372036854775808"])
+def test_out_of_range_filters_are_400(client, auth, query):
+    assert client.get(f"/v2/images?{query}", headers=auth).status_code == 400
+
+
+def test_patch_out_of_range_is_400(client, auth, new_image):
+    image = new_image()
+    response = client.patch(f"/v2/images/{image['id']}", json=[{"op": "replace", "path": "/min_ram", "value": 2**40}],
+                            headers={**auth, "Content-Type": "application/openstack-images-v2.1-json-patch"})
+    assert response.status_code == 400

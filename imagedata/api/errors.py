@@ -11,6 +11,8 @@ import logging
 from flask import Flask, jsonify, make_response, request
 from werkzeug.exceptions import HTTPException
 
+from peewee import DataError
+
 from imagedata.db import UNAVAILABLE_ERRORS
 from imagedata.errors import ImageDataError
 
@@ -69,6 +71,12 @@ def handle_database_unavailable(exc: Exception):
     return error_response(503, "Service Unavailable", "The image database is busy or unavailable; try again.")
 
 
+def handle_out_of_range(exc: Exception):
+    """A value the database cannot store (a safety net behind schema validation)."""
+    log.warning("value out of range on %s %s: %s", request.method, request.path, exc)
+    return error_response(400, "Bad Request", "A value in the request is out of range.")
+
+
 def handle_unexpected(exc: Exception):
     """Last resort: log the traceback, tell the client nothing internal."""
     if isinstance(exc, HTTPException):
@@ -84,4 +92,6 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(HTTPException, handle_http_exception)
     for cls in UNAVAILABLE_ERRORS:
         app.register_error_handler(cls, handle_database_unavailable)
+    for cls in (OverflowError, DataError):
+        app.register_error_handler(cls, handle_out_of_range)
     app.register_error_handler(Exception, handle_unexpected)

@@ -106,4 +106,6 @@ def check_format(sniffer: FormatSniffer, disk_format: str, container_format: str
         raise UnsupportedMediaType(f"Image failed safety checks: {problem}.")
     if detected != disk_format:
         raise UnsupportedMediaType(f"Image disk_format {disk_format} does not match stream data {detected}.")
+    if virtual_size is not None and virtual_size >= 2**63:
+        raise UnsupportedMediaType("Image failed safety checks: its header claims an impossible virtual size.")
     return virtual_size

@@ -12,6 +12,7 @@ from imagedata.schemas import MEMBER_STATUSES, STATUSES, VISIBILITIES
 from imagedata.service import Services
 from imagedata.service.images import attach_extras, find_image, member_status
 
+MAX_INT64 = 2**63 - 1
 DEFAULT_LIMIT = 25
 MAX_LIMIT = 1000
 SORT_KEYS = {"name": "", "status": "", "container_format": "", "disk_format": "", "size": -1,
@@ -50,6 +51,8 @@ def _int_param(name: str, value: str, minimum: int = 0) -> int:
         raise BadRequest(f"{name} param must be an integer") from None
     if number < minimum:
         raise BadRequest(f"{name} param must be at least {minimum}")
+    if number > MAX_INT64:
+        raise BadRequest(f"{name} param must be at most {MAX_INT64}")
     return number
 
 
