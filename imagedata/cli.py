@@ -28,6 +28,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(quota)
     app.cli.add_command(recover)
     app.cli.add_command(scrub)
+    app.cli.add_command(locate)
 
 
 @click.command("db-sync")
@@ -163,3 +164,19 @@ def scrub(fix):
     click.echo(f"{orphans} orphan(s), {broken} broken image(s)" + ("" if fix else "; run with --fix to repair"))
     if findings and not fix:
         raise SystemExit(1)
+
+
+@click.command()
+@click.argument("image_id")
+@with_appcontext
+def locate(image_id):
+    """Show an image's status, store and data file path (operators only; never exposed by the API)."""
+    from imagedata.service.scrub import locate as find
+
+    services = current_app.extensions["imagedata"]
+    with database.connection_context():
+        found = find(services, image_id)
+    if found is None:
+        raise click.ClickException(f"no image {image_id}")
+    for key, value in found.items():
+        click.echo(f"{key}\t{'' if value is None else value}")

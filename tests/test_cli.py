@@ -85,3 +85,14 @@ def test_recover_resets_dead_uploads(runner, new_image, app):
     assert image["id"] in result.output
     with database.connection_context():
         assert Image.get_by_id(image["id"]).status == "queued"
+
+
+def test_locate_shows_the_data_file(runner, new_image, upload, tmp_path):
+    image = new_image()
+    assert upload(image["id"], b"located").status_code == 204
+    result = run(runner, "locate", image["id"])
+    assert result.exit_code == 0, result.output
+    (line,) = [line for line in result.output.splitlines() if line.startswith("data\t")]
+    path = line.split("\t", 1)[1]
+    assert path.startswith(str(tmp_path / "stores" / "local")) and open(path, "rb").read() == b"located"
+    assert run(runner, "locate", "00000000-0000-0000-0000-000000000000").exit_code != 0

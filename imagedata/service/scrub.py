@@ -105,3 +105,18 @@ def find_broken(svc: Services, fix: bool) -> list[Finding]:
 def scrub(svc: Services, fix: bool = False) -> list[Finding]:
     """Every orphan and broken image; with ``fix`` orphans are removed and broken images flagged."""
     return find_orphans(svc, fix) + find_broken(svc, fix)
+
+
+def locate(svc: Services, image_id: str) -> dict | None:
+    """Where an image's data lives on disk (for operators); None if there is no such image."""
+    image = Image.get_or_none(Image.id == image_id.lower())
+    if image is None:
+        return None
+    store = svc.stores.get(image.store) if image.store else None
+    found = {"id": image.id, "status": image.status, "deleted": bool(image.deleted), "store": image.store,
+             "size": image.size, "data": None, "upload": None}
+    if store is not None and image.data_key and hasattr(store, "data_name"):
+        found["data"] = os.path.join(store.root, store.data_name(image.id, image.data_key))
+    if store is not None and image.status == "saving" and image.upload_token:
+        found["upload"] = f"attempt {image.upload_token} by {image.upload_host} pid {image.upload_pid}"
+    return found
