@@ -12,6 +12,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 from imagedata.api import data, images, info, members, openapi, schema_docs, versions
 from imagedata.api.connection import CloseAfterRefusedBody
 from imagedata.api.errors import register_error_handlers
+from imagedata.cli import register_commands
 from imagedata.config import ConfigError, Settings, load_settings
 from imagedata.db import create_tables, database, init_database
 from imagedata.policy import Policy, parse_overrides
@@ -43,8 +44,6 @@ def create_app(env: dict | None = None, **overrides) -> Flask:
     for blueprint in (versions.bp, info.health_bp, openapi.bp, images.bp, data.bp, members.bp, info.bp, schema_docs.bp):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
-    from imagedata.cli import register_commands
-
     register_commands(app)
     app.wsgi_app = versions.VersionPrefixMiddleware(CloseAfterRefusedBody(app.wsgi_app))
     if settings.auth == "noauth":

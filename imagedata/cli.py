@@ -6,6 +6,11 @@ from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
 from imagedata.db import create_tables, database
+from imagedata.service.lease import recover_uploads
+from imagedata.service.quotas import set_quota, usage_report
+from imagedata.service.scrub import locate as find_image_data
+from imagedata.service.scrub import scrub as run_scrub
+from imagedata.service.tokens import create_token, list_tokens, revoke_token
 
 
 def _create_app():
@@ -59,8 +64,6 @@ def token():
               help="Lifetime in seconds.")
 def token_create(project, user, roles, expires_in):
     """Create a token and print it (last line of stdout; it is shown only once)."""
-    from imagedata.service.tokens import create_token
-
     with database.connection_context():
         row, secret = create_token(project, user, roles.split(","), expires_in)
     click.echo(f"token id {row.token_id}: project={row.project_id} user={row.user_id} roles={row.roles}"
@@ -72,8 +75,6 @@ def token_create(project, user, roles, expires_in):
 @click.option("--project", default=None)
 def token_list(project):
     """List tokens (ids and owners; secrets are never stored)."""
-    from imagedata.service.tokens import list_tokens
-
     with database.connection_context():
         for row in list_tokens(project):
             state = "revoked" if row.revoked else "active"
@@ -85,8 +86,6 @@ def token_list(project):
 @click.argument("token_id")
 def token_revoke(token_id):
     """Revoke a token by its id."""
-    from imagedata.service.tokens import revoke_token
-
     with database.connection_context():
         if not revoke_token(token_id):
             raise click.ClickException(f"no token with id {token_id}")
@@ -107,8 +106,6 @@ def quota():
 @with_appcontext
 def quota_set(project, image_size_total, image_count_total, image_count_uploading):
     """Override a project's limits."""
-    from imagedata.service.quotas import set_quota
-
     with database.connection_context():
         set_quota(project, image_size_total=image_size_total, image_count_total=image_count_total,
                   image_count_uploading=image_count_uploading)
@@ -125,8 +122,6 @@ def quota_show(project):
 
 
 def _print_usage(project: str) -> None:
-    from imagedata.service.quotas import usage_report
-
     with database.connection_context():
         report = usage_report(current_app.config["IMAGEDATA"], project)["usage"]
     for name, values in report.items():
@@ -138,8 +133,6 @@ def _print_usage(project: str) -> None:
 @with_appcontext
 def recover():
     """Return images whose upload died to `queued` and remove their temporary files."""
-    from imagedata.service.lease import recover_uploads
-
     services = current_app.extensions["imagedata"]
     with database.connection_context():
         recovered = recover_uploads(services.stores, services.settings.upload_lease_seconds)
@@ -151,8 +144,6 @@ def recover():
 @with_appcontext
 def scrub(fix):
     """Report orphan files in the stores and active images whose data is missing or wrong."""
-    from imagedata.service.scrub import scrub as run_scrub
-
     services = current_app.extensions["imagedata"]
     with database.connection_context():
         findings = run_scrub(services, fix=fix)
@@ -171,11 +162,9 @@ def scrub(fix):
 @with_appcontext
 def locate(image_id):
     """Show an image's status, store and data file path (operators only; never exposed by the API)."""
-    from imagedata.service.scrub import locate as find
-
     services = current_app.extensions["imagedata"]
     with database.connection_context():
-        found = find(services, image_id)
+        found = find_image_data(services, image_id)
     if found is None:
         raise click.ClickException(f"no image {image_id}")
     for key, value in found.items():

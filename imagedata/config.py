@@ -23,7 +23,6 @@ class StoreConfig:
     store_id: str
     kind: str
     path: str
-    description: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

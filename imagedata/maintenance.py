@@ -11,7 +11,7 @@ log = logging.getLogger(__name__)
 
 
 def start_maintenance(app) -> threading.Thread | None:
-    """Run lease recovery every half lease in a daemon thread (0 interval disables it)."""
+    """Run lease recovery every half lease (at least every second) in a daemon thread."""
     services = app.extensions["imagedata"]
     interval = max(1.0, services.settings.upload_lease_seconds / 2)
 

@@ -5,6 +5,7 @@ from flask import Blueprint, jsonify
 
 from imagedata.api.common import no_body, services
 from imagedata.auth import authenticate, current_caller
+from imagedata.models import Image
 from imagedata.service import quotas
 
 bp = Blueprint("info", __name__, url_prefix="/v2/info")
@@ -13,12 +14,8 @@ health_bp = Blueprint("health", __name__)
 
 
 def _store_entry(store, detail: bool) -> dict:
-    svc = services()
     entry = {"id": store.store_id}
-    description = svc.stores.descriptions.get(store.store_id)
-    if description:
-        entry["description"] = description
-    if store.store_id == svc.stores.default_id:
+    if store.store_id == services().stores.default_id:
         entry["default"] = "true"  # Glance: a string, only on the default store
     if detail:
         entry.update({"type": store.kind, "weight": 0, "properties": store.details()})
@@ -58,8 +55,6 @@ def usage():
 @health_bp.get("/healthcheck")
 def healthcheck():
     """200 "OK" when the database answers and every store is usable; 503 otherwise."""
-    from imagedata.models import Image
-
     problems = []
     try:
         Image.select().limit(1).count()

@@ -155,8 +155,7 @@ def _open_data(svc: Services, image: Image, req: DownloadRequest) -> Download:
         headers["Content-Range"] = f"bytes {chosen.start}-{chosen.last}/{image.size}"
     headers["Content-Length"] = str(chosen.length)
     body = BoundedFile(raw, chosen.start, chosen.length)
-    data_name = store.data_name(image.id, image.data_key) if hasattr(store, "data_name") else None
-    return Download(code, headers, body, store.store_id, data_name)
+    return Download(code, headers, body, store.store_id, store.data_name(image.id, image.data_key))
 
 
 def _etag_matches(header: str, etag: str) -> bool:

@@ -7,9 +7,10 @@ import uuid
 from peewee import IntegrityError
 
 from imagedata.db import prepared, write_transaction
-from imagedata.errors import BadRequest, Conflict, Forbidden, ImageNotFound, NotFound
+from imagedata.errors import BadRequest, Conflict, Forbidden, ImageNotFound, NotFound, TooLarge
 from imagedata.models import Image, ImageMember, ImageProperty, ImageTag, utcnow
 from imagedata.policy import Caller
+from imagedata.schemas import MAX_TAGS
 from imagedata.service import Services, patch, quotas
 from imagedata.stores.base import IMAGE_ID_RE
 
@@ -211,10 +212,8 @@ def add_tag(svc: Services, caller: Caller, image_id: str, tag: str) -> None:
     with write_transaction():
         count = ImageTag.select().where(ImageTag.image == image.id).count()
         exists = ImageTag.select().where((ImageTag.image == image.id) & (ImageTag.value == tag)).exists()
-        if not exists and count >= 128:
-            from imagedata.errors import TooLarge
-
-            raise TooLarge("Maximum number of tags (128) exceeded.")
+        if not exists and count >= MAX_TAGS:
+            raise TooLarge(f"Maximum number of tags ({MAX_TAGS}) exceeded.")
         _write_tags(image.id, [tag])
         Image.update(updated_at=utcnow()).where(Image.id == image.id).execute()
 

@@ -35,6 +35,13 @@ def released_fields() -> dict:
                 reserved_bytes=0)
 
 
+def queued_fields() -> dict:
+    """Columns that return an image to `queued`: no data, no hashes, no lease, no reservation."""
+    return dict(status="queued", store=None, data_key=None, size=None, virtual_size=None, checksum=None,
+                os_hash_algo=None, os_hash_value=None, data_error=None, updated_at=utcnow(),
+                **released_fields())
+
+
 def pid_alive(pid: int | None) -> bool:
     """Whether a process with this pid exists on this host."""
     if not pid or pid <= 0:
@@ -73,9 +80,7 @@ def recover_uploads(stores, lease_seconds: int) -> list[str]:
     for image in Image.select().where((Image.status == "saving") & (Image.deleted == False)):  # noqa: E712
         if not lease_is_dead(image, lease_seconds):
             continue
-        rows = (Image.update(status="queued", store=None, data_key=None, size=None, virtual_size=None,
-                             checksum=None, os_hash_algo=None, os_hash_value=None, updated_at=utcnow(),
-                             **released_fields())
+        rows = (Image.update(**queued_fields())
                 .where((Image.id == image.id) & (Image.status == "saving")
                        & (Image.upload_token == image.upload_token))
                 .execute())

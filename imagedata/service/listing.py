@@ -162,9 +162,13 @@ def _sort_expr(key: str):
     return field if sentinel is None else fn.COALESCE(field, sentinel)
 
 
-def _after_marker(sort: list[tuple[str, str]], marker: Image):
-    """Keyset condition: rows strictly after ``marker`` in the sort order (ties broken by id)."""
-    keys = sort + [("id", sort[-1][1])] if all(k != "id" for k, _ in sort) else sort
+def _order_keys(sort: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The sort keys, with the id as the final tie-breaker (so the order is total)."""
+    return sort if any(k == "id" for k, _ in sort) else sort + [("id", sort[-1][1])]
+
+
+def _after_marker(keys: list[tuple[str, str]], marker: Image):
+    """Keyset condition: rows strictly after ``marker`` in the (total) order ``keys``."""
     values = []
     for key, _ in keys:
         value = getattr(marker, key)
@@ -176,20 +180,19 @@ def _after_marker(sort: list[tuple[str, str]], marker: Image):
         for j in range(i):
             step &= _sort_expr(keys[j][0]) == values[j]
         condition = step if condition is None else condition | step
-    return condition, keys
+    return condition
 
 
 def list_images(svc: Services, caller: Caller, q: ListQuery) -> tuple[list[Image], str | None]:
     """A page of images and the marker for the next page (None on the last page)."""
     svc.policy.enforce("get_images", caller)
     cond = _visible_condition(caller, q) & _filter_condition(q)
-    keys = q.sort + ([("id", q.sort[-1][1])] if all(k != "id" for k, _ in q.sort) else [])
+    keys = _order_keys(q.sort)
     if q.marker:
         marker = find_image(q.marker)
         if marker is None or not is_visible(caller, marker, member_status(marker, caller)):
             raise BadRequest(f"Invalid marker. Image {q.marker} could not be found.")
-        after, keys = _after_marker(q.sort, marker)
-        cond &= after
+        cond &= _after_marker(keys, marker)
     order = [_sort_expr(k).asc() if d == "asc" else _sort_expr(k).desc() for k, d in keys]
     images = list(Image.select().where(cond).order_by(*order).limit(q.limit))
     attach_extras(images)

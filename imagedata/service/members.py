@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from peewee import IntegrityError
 
-from imagedata.errors import Conflict, Forbidden, NotFound
+from imagedata.errors import Conflict, Forbidden, NotFound, TooLarge
 from imagedata.models import ImageMember, utcnow
 from imagedata.policy import Caller
 from imagedata.service import Services
@@ -27,8 +27,6 @@ def add_member(svc: Services, caller: Caller, image_id: str, member: str) -> Ima
     if image.visibility != "shared":
         raise Forbidden(f"Only shared images have members; image {image.id} is {image.visibility}.")
     if ImageMember.select().where(ImageMember.image == image.id).count() >= MAX_MEMBERS:
-        from imagedata.errors import TooLarge
-
         raise TooLarge(f"Maximum number of members ({MAX_MEMBERS}) exceeded.")
     try:
         return ImageMember.create(image=image.id, member=member, status="pending")

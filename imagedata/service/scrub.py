@@ -115,7 +115,7 @@ def locate(svc: Services, image_id: str) -> dict | None:
     store = svc.stores.get(image.store) if image.store else None
     found = {"id": image.id, "status": image.status, "deleted": bool(image.deleted), "store": image.store,
              "size": image.size, "data": None, "upload": None}
-    if store is not None and image.data_key and hasattr(store, "data_name"):
+    if store is not None and image.data_key:
         found["data"] = os.path.join(store.root, store.data_name(image.id, image.data_key))
     if store is not None and image.status == "saving" and image.upload_token:
         found["upload"] = f"attempt {image.upload_token} by {image.upload_host} pid {image.upload_pid}"

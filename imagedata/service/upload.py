@@ -26,7 +26,7 @@ from imagedata.service.body import BodyReader
 from imagedata.service.digest import ParallelDigest
 from imagedata.service.images import get_visible_image
 from imagedata.service.inspect import FormatSniffer, check_format
-from imagedata.service.lease import lease_fields, released_fields
+from imagedata.service.lease import lease_fields, queued_fields, released_fields
 from imagedata.stores.base import Store
 
 log = logging.getLogger(__name__)
@@ -93,19 +93,13 @@ def upload_image_data(svc: Services, caller: Caller, req: UploadRequest) -> Imag
         return finish(svc, attempt, *stream(svc, attempt, req))
     except BaseException as exc:
         abandon(attempt, exc)
-        if not isinstance(exc, Gone) and _was_deleted(image.id):
+        if not isinstance(exc, Gone):
             # DELETE removes the attempt's files, so the upload may fail in odd ways
             # (a vanished temp file); the caller should learn what really happened.
-            raise lost_lease(image.id) from exc
+            gone = _deleted_error(image.id)
+            if gone is not None:
+                raise gone from exc
         raise
-
-
-def _was_deleted(image_id: str) -> bool:
-    try:
-        row = Image.get_or_none(Image.id == image_id)
-    except Exception:
-        return False
-    return row is None or row.deleted
 
 
 def _check_formats(image: Image) -> None:
@@ -126,8 +120,8 @@ def begin(svc: Services, image: Image, store: Store, expected: int | None) -> At
     attempt_id = uuid.uuid4().hex
     try:
         with write_transaction():
-            rows = (Image.update(status="saving", store=store.store_id, data_key=None,
-                                 **lease_fields(attempt_id), **_cleared())
+            fields = {**queued_fields(), **lease_fields(attempt_id), "status": "saving", "store": store.store_id}
+            rows = (Image.update(**fields)
                     .where((Image.id == image.id) & (Image.status == "queued") & (Image.deleted == False))  # noqa: E712
                     .execute())
             if rows != 1:
@@ -142,11 +136,6 @@ def begin(svc: Services, image: Image, store: Store, expected: int | None) -> At
     log.info("upload %s of image %s started into store %s (declared size %s)",
              attempt_id, image.id, store.store_id, expected)
     return Attempt(image, store, attempt_id, expected, svc.settings.image_size_cap, quota_limit)
-
-
-def _cleared() -> dict:
-    return dict(size=None, virtual_size=None, checksum=None, os_hash_algo=None, os_hash_value=None,
-                data_error=None, updated_at=utcnow())
 
 
 def stream(svc: Services, att: Attempt, req: UploadRequest) -> tuple[int, str, str, int | None]:
@@ -214,13 +203,22 @@ class Heartbeat:
             raise lost_lease(self.image_id)
 
 
-def lost_lease(image_id: str) -> ImageDataError:
-    """410 if the image was deleted during the upload, else 409 (the lease was taken away)."""
-    row = Image.get_or_none(Image.id == image_id)
+def _deleted_error(image_id: str) -> Gone | None:
+    """410 if the image was deleted during the upload, else None."""
+    try:
+        row = Image.get_or_none(Image.id == image_id)
+    except UNAVAILABLE_ERRORS:
+        return None
     if row is None or row.deleted:
         return Gone(f"Image {image_id} could not be found after upload. The image may have been "
                     "deleted during the upload, cleaning up the chunks uploaded.")
-    return Conflict(f"The upload of image {image_id} lost its lease and was abandoned.")
+    return None
+
+
+def lost_lease(image_id: str) -> ImageDataError:
+    """410 if the image was deleted during the upload, else 409 (the lease was taken away)."""
+    return _deleted_error(image_id) or Conflict(
+        f"The upload of image {image_id} lost its lease and was abandoned.")
 
 
 def finish(svc: Services, att: Attempt, size: int, md5: str, sha512: str, virtual_size: int | None) -> Image:
@@ -258,7 +256,7 @@ def abandon(att: Attempt, exc: BaseException) -> None:
     """Return the image to queued after a failed attempt (only if we still hold the lease)."""
     att.store.discard_attempt(att.image.id, att.attempt)
     try:
-        rows = (Image.update(status="queued", store=None, data_key=None, **_cleared(), **released_fields())
+        rows = (Image.update(**queued_fields())
                 .where((Image.id == att.image.id) & (Image.upload_token == att.attempt)
                        & (Image.status == "saving"))
                 .execute())

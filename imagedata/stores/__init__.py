@@ -11,10 +11,9 @@ DRIVERS = {"file": FilesystemStore}
 class StoreRegistry:
     """The configured stores, in configuration order, with the default flagged."""
 
-    def __init__(self, stores: dict[str, Store], default_id: str, descriptions: dict[str, str] | None = None):
+    def __init__(self, stores: dict[str, Store], default_id: str):
         self.stores = stores
         self.default_id = default_id
-        self.descriptions = descriptions or {}
 
     def get(self, store_id: str) -> Store | None:
         """The store with exactly this id, or None."""
@@ -36,5 +35,4 @@ def build_registry(settings: Settings) -> StoreRegistry:
         store = DRIVERS[cfg.kind](cfg.store_id, cfg.path, settings.chunk_size, settings.writeback_bytes)
         store.prepare()
         stores[cfg.store_id] = store
-    return StoreRegistry(stores, settings.default_store,
-                         {cfg.store_id: cfg.description for cfg in settings.stores})
+    return StoreRegistry(stores, settings.default_store)

@@ -4,15 +4,9 @@ from __future__ import annotations
 import re
 from typing import BinaryIO, Iterator, NamedTuple, Protocol
 
-from imagedata.errors import ImageDataUnavailable, StoreFull, StoreUnavailable
-
 # Image ids are lowercase UUIDs; nothing else ever becomes part of a path.
 IMAGE_ID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 ATTEMPT_RE = re.compile(r"^[0-9a-f]{32}$")
-
-__all__ = ["ImageDataUnavailable", "StoreFull", "StoreUnavailable", "DataMissing",
-           "StoredObject", "Store", "StoreWriter", "check_image_id"]
-
 
 class DataMissing(Exception):
     """The store holds no data for this image."""
@@ -60,6 +54,9 @@ class Store(Protocol):
 
     def open_data(self, image_id: str, key: str) -> BinaryIO:
         """Open the final data of upload ``key`` for reading; DataMissing if absent."""
+
+    def data_name(self, image_id: str, key: str) -> str:
+        """The object name of upload ``key``'s data (for X-Accel-Redirect and operators)."""
 
     def delete(self, image_id: str, key: str) -> bool:
         """Remove the final data of upload ``key``; True if something was removed."""

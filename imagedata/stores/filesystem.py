@@ -13,16 +13,8 @@ import threading
 import time
 from typing import BinaryIO, Iterator
 
-from imagedata.stores.base import (
-    ATTEMPT_RE,
-    IMAGE_ID_RE,
-    DataMissing,
-    ImageDataUnavailable,
-    StoredObject,
-    StoreFull,
-    StoreUnavailable,
-    check_image_id,
-)
+from imagedata.errors import ImageDataUnavailable, StoreFull, StoreUnavailable
+from imagedata.stores.base import ATTEMPT_RE, IMAGE_ID_RE, DataMissing, StoredObject, check_image_id
 
 FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 FILE_MODE = 0o640

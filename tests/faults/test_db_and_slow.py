@@ -233,9 +233,10 @@ def test_concurrent_writers_wait_for_the_lock_instead_of_503(tmp_path_factory):
     (The module's 500 ms server could legitimately give up on a loaded machine.)"""
     srv = _db_server(tmp_path_factory, 10000)
     try:
-        _concurrent_creates(srv)
+        codes = _concurrent_creates(srv)
     finally:
         srv.stop()
+    assert codes == {201: 80}, f"status counts of 80 concurrent creates: {codes}"
 
 
 def _concurrent_creates(srv):
@@ -270,4 +271,4 @@ def _concurrent_creates(srv):
         upload.wait(10)
         upload.close()
     count("races run", 80)
-    assert codes == {201: 80}, f"status counts of 80 concurrent creates: {codes}"
+    return codes

@@ -148,6 +148,7 @@ def run_kill_loop(srv, token, uploads: int, mode: str):
         count(f"kill outcome: {name}", n)
     print(f"kill loop {mode}: {uploads} uploads, outcomes {outcomes}")
     assert scrub(srv)[:2] == (0, 0)
+    return outcomes
 
 
 @pytest.fixture
@@ -160,7 +161,8 @@ def kill_server(start_server):
 @pytest.mark.parametrize("mode", ["worker", "server"])
 def test_kill_during_6_uploads(kill_server, mode):
     srv, token = kill_server
-    run_kill_loop(srv, token, 6, mode)
+    outcomes = run_kill_loop(srv, token, 6, mode)
+    assert sum(outcomes.values()) == 6, outcomes  # every upload ended active+verified or queued+retried
 
 
 @pytest.mark.e2e
@@ -168,7 +170,8 @@ def test_kill_during_6_uploads(kill_server, mode):
 @pytest.mark.parametrize("mode", ["worker", "server"])
 def test_kill_during_50_uploads(kill_server, mode):
     srv, token = kill_server
-    run_kill_loop(srv, token, 50, mode)
+    outcomes = run_kill_loop(srv, token, 50, mode)
+    assert sum(outcomes.values()) == 50, outcomes
 
 
 @pytest.mark.e2e

@@ -248,15 +248,18 @@ def run_delete_races(srv, token, rounds):
     print(f"delete races: {rounds} rounds, upload outcomes {outcomes}")
     for status, n in outcomes.items():
         count(f"delete race: upload answered {status}", n)
+    return outcomes
 
 
 def test_delete_races_upload_completion(srv, token):
-    run_delete_races(srv, token, 20)
+    outcomes = run_delete_races(srv, token, 20)
+    assert set(outcomes) <= {204, 410} and sum(outcomes.values()) == 20, outcomes
 
 
 @pytest.mark.slow
 def test_delete_races_upload_completion_200(srv, token):
-    run_delete_races(srv, token, 200)
+    outcomes = run_delete_races(srv, token, 200)
+    assert set(outcomes) <= {204, 410} and sum(outcomes.values()) == 200, outcomes
 
 
 # -- lying sizes ----------------------------------------------------------------------------
