@@ -18,7 +18,7 @@ from imagedata.db import create_tables, database, init_database
 from imagedata.policy import Policy, parse_overrides
 from imagedata.service import Services
 from imagedata.service.lease import recover_uploads
-from imagedata.stores import build_registry
+from imagedata.stores import build_registry, prepare_stores
 
 log = logging.getLogger("imagedata")
 
@@ -36,10 +36,11 @@ def create_app(env: dict | None = None, **overrides) -> Flask:
     init_database(settings.database_url, settings.db_busy_timeout_ms)
     create_tables()
     stores = build_registry(settings)
+    prepare_stores(stores)
     app.extensions["imagedata"] = Services(settings, Policy(parse_overrides(settings.policy),
                                                             settings.data_admin_only), stores)
     with database.connection_context():
-        recover_uploads(stores, settings.upload_lease_seconds)
+        recover_uploads(app.extensions["imagedata"])
     register_request_hooks(app)
     for blueprint in (versions.bp, info.health_bp, openapi.bp, images.bp, data.bp, members.bp, info.bp, schema_docs.bp):
         app.register_blueprint(blueprint)

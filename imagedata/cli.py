@@ -135,7 +135,7 @@ def recover():
     """Return images whose upload died to `queued` and remove their temporary files."""
     services = current_app.extensions["imagedata"]
     with database.connection_context():
-        recovered = recover_uploads(services.stores, services.settings.upload_lease_seconds)
+        recovered = recover_uploads(services)
     click.echo(f"recovered {len(recovered)} upload(s)" + "".join(f"\n  {i}" for i in recovered))
 
 

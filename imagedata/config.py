@@ -4,11 +4,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from urllib.parse import unquote, urlsplit
+import socket
+from urllib.parse import parse_qs, unquote, urlsplit
 
 TIB = 1 << 40
 STORE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 RESERVED_STORE_PREFIX = "os_glance_"
+# A lease outlives the longest pause the idle timeout allows, by this much.
+LEASE_MARGIN_SECONDS = 2
 AUTH_MODES = ("token", "trusted-headers", "noauth")
 
 
@@ -17,12 +20,26 @@ class ConfigError(ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
+class S3Config:
+    """Where an S3 store lives and how to sign in (secrets never appear in its repr)."""
+
+    bucket: str
+    prefix: str = ""
+    endpoint: str | None = None
+    region: str | None = None
+    part_size: int = 16 << 20
+    access_key: str | None = dataclasses.field(default=None, repr=False)
+    secret_key: str | None = dataclasses.field(default=None, repr=False)
+
+
+@dataclasses.dataclass(frozen=True)
 class StoreConfig:
-    """One configured store: its id, driver type and root."""
+    """One configured store: its id, driver type and where it keeps data."""
 
     store_id: str
-    kind: str
-    path: str
+    kind: str  # "file" or "s3"
+    path: str = ""  # file stores: the absolute root directory
+    s3: S3Config | None = None  # s3 stores: bucket, prefix, endpoint...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,7 +53,7 @@ class Settings:
     image_size_cap: int = TIB
     auth: str = "token"
     data_admin_only: bool = False
-    upload_lease_seconds: int = 60
+    upload_lease_seconds: int = 90
     upload_idle_timeout: float = 60.0
     chunk_size: int = 1 << 20
     writeback_bytes: int = 64 << 20
@@ -47,6 +64,7 @@ class Settings:
     accel_redirect_prefix: str = ""
     policy: str = ""
     db_busy_timeout_ms: int = 10000
+    host_id: str = ""
 
     def store(self, store_id: str) -> StoreConfig | None:
         """The configured store with this exact id, if any."""
@@ -56,8 +74,8 @@ class Settings:
         return None
 
 
-def parse_stores(value: str) -> tuple[StoreConfig, ...]:
-    """Parse ``id=file:///abs/path,id2=file:///other`` into store configs."""
+def parse_stores(value: str, env: dict | None = None) -> tuple[StoreConfig, ...]:
+    """Parse ``id=file:///abs/path,id2=s3://bucket/prefix?endpoint=...`` into store configs."""
     stores = []
     for entry in filter(None, (part.strip() for part in value.split(","))):
         store_id, sep, url = entry.partition("=")
@@ -66,18 +84,65 @@ def parse_stores(value: str) -> tuple[StoreConfig, ...]:
             raise ConfigError(f"IMAGEDATA_STORES: bad entry {entry!r}")
         if store_id.startswith(RESERVED_STORE_PREFIX):
             raise ConfigError(f"IMAGEDATA_STORES: {store_id!r} is a reserved id")
-        parts = urlsplit(url.strip())
-        if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
-            raise ConfigError(f"IMAGEDATA_STORES: {store_id} must be a file:/// URL")
-        path = unquote(parts.path)
-        if not os.path.isabs(path):
-            raise ConfigError(f"IMAGEDATA_STORES: {store_id} path must be absolute")
         if any(s.store_id == store_id for s in stores):
             raise ConfigError(f"IMAGEDATA_STORES: {store_id!r} given twice")
-        stores.append(StoreConfig(store_id, "file", os.path.normpath(path)))
+        parts = urlsplit(url.strip())
+        if parts.scheme == "file":
+            stores.append(_file_store(store_id, parts))
+        elif parts.scheme == "s3":
+            stores.append(StoreConfig(store_id, "s3", s3=_s3_store(store_id, parts, env or {})))
+        else:
+            raise ConfigError(f"IMAGEDATA_STORES: {store_id} must be a file:/// or s3:// URL")
     if not stores:
         raise ConfigError("IMAGEDATA_STORES names no store")
     return tuple(stores)
+
+
+def _file_store(store_id: str, parts) -> StoreConfig:
+    if parts.netloc not in ("", "localhost") or parts.query:
+        raise ConfigError(f"IMAGEDATA_STORES: {store_id} must be a file:///absolute/path URL")
+    path = unquote(parts.path)
+    if not os.path.isabs(path):
+        raise ConfigError(f"IMAGEDATA_STORES: {store_id} path must be absolute")
+    return StoreConfig(store_id, "file", os.path.normpath(path))
+
+
+S3_QUERY_KEYS = ("endpoint", "region", "part_size")
+BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def _s3_store(store_id: str, parts, env: dict) -> S3Config:
+    """``s3://bucket/prefix?endpoint=http://host:port&region=r&part_size=bytes``."""
+    if "@" in parts.netloc:
+        raise ConfigError(f"IMAGEDATA_STORES: {store_id}: credentials do not belong in the URL; set "
+                          "IMAGEDATA_S3_ACCESS_KEY_ID and IMAGEDATA_S3_SECRET_ACCESS_KEY")
+    bucket = parts.netloc
+    if not BUCKET_RE.match(bucket):
+        raise ConfigError(f"IMAGEDATA_STORES: {store_id}: {bucket!r} is not a valid bucket name")
+    query = parse_qs(parts.query, keep_blank_values=True)
+    unknown = sorted(set(query) - set(S3_QUERY_KEYS))
+    if unknown:
+        raise ConfigError(f"IMAGEDATA_STORES: {store_id}: unknown option {unknown[0]!r} "
+                          f"(known: {', '.join(S3_QUERY_KEYS)})")
+    option = {k: v[-1] for k, v in query.items()}
+    endpoint = option.get("endpoint") or None
+    if endpoint and urlsplit(endpoint).scheme not in ("http", "https"):
+        raise ConfigError(f"IMAGEDATA_STORES: {store_id}: endpoint must be an http:// or https:// URL")
+    prefix = unquote(parts.path).strip("/")
+    if any(piece in ("", ".", "..") for piece in prefix.split("/")) and prefix:
+        raise ConfigError(f"IMAGEDATA_STORES: {store_id}: bad prefix {prefix!r}")
+    part_size = 16 << 20
+    if "part_size" in option:
+        try:
+            part_size = int(option["part_size"])
+        except ValueError:
+            raise ConfigError(f"IMAGEDATA_STORES: {store_id}: part_size must be a number of bytes") from None
+        if not 5 << 20 <= part_size <= 5 << 30:
+            raise ConfigError(f"IMAGEDATA_STORES: {store_id}: part_size must be from 5 MiB to 5 GiB")
+    return S3Config(bucket=bucket, prefix=f"{prefix}/" if prefix else "", endpoint=endpoint,
+                    region=option.get("region") or None, part_size=part_size,
+                    access_key=env.get("IMAGEDATA_S3_ACCESS_KEY_ID") or None,
+                    secret_key=env.get("IMAGEDATA_S3_SECRET_ACCESS_KEY") or None)
 
 
 def _int(env: dict, name: str, default: int, minimum: int = 0) -> int:
@@ -104,12 +169,25 @@ def _bool(env: dict, name: str, default: bool = False) -> bool:
     raise ConfigError(f"{name} must be true or false, not {raw!r}")
 
 
+def _boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()[:8]
+    except OSError:
+        return "noboot"
+
+
+def default_host_id() -> str:
+    """This host *and boot*: a process id recorded before a reboot is not one of ours."""
+    return f"{socket.gethostname()}:{_boot_id()}"
+
+
 def load_settings(env: dict | None = None, **overrides) -> Settings:
     """Build settings from defaults, then the environment, then ``overrides``."""
     env = dict(os.environ if env is None else env)
     data_dir = os.path.abspath(overrides.pop("data_dir", None) or env.get("IMAGEDATA_DATA_DIR") or "var")
     database_url = env.get("IMAGEDATA_DATABASE_URL") or f"sqlite:///{data_dir}/imagedata.db"
-    stores = parse_stores(env.get("IMAGEDATA_STORES") or f"local=file://{data_dir}/images")
+    stores = parse_stores(env.get("IMAGEDATA_STORES") or f"local=file://{data_dir}/images", env)
     default_store = env.get("IMAGEDATA_DEFAULT_STORE") or stores[0].store_id
     values = dict(
         data_dir=data_dir,
@@ -119,7 +197,7 @@ def load_settings(env: dict | None = None, **overrides) -> Settings:
         image_size_cap=_int(env, "IMAGEDATA_IMAGE_SIZE_CAP", TIB, minimum=1),
         auth=(env.get("IMAGEDATA_AUTH") or "token").strip(),
         data_admin_only=_bool(env, "IMAGEDATA_DATA_ADMIN_ONLY"),
-        upload_lease_seconds=_int(env, "IMAGEDATA_UPLOAD_LEASE_SECONDS", 60, minimum=2),
+        upload_lease_seconds=_int(env, "IMAGEDATA_UPLOAD_LEASE_SECONDS", 90, minimum=2),
         upload_idle_timeout=float(_int(env, "IMAGEDATA_UPLOAD_IDLE_TIMEOUT", 60, minimum=1)),
         chunk_size=_int(env, "IMAGEDATA_CHUNK_SIZE", 1 << 20, minimum=4096),
         writeback_bytes=_int(env, "IMAGEDATA_WRITEBACK_BYTES", 64 << 20),
@@ -130,6 +208,7 @@ def load_settings(env: dict | None = None, **overrides) -> Settings:
         accel_redirect_prefix=(env.get("IMAGEDATA_ACCEL_REDIRECT") or "").rstrip("/"),
         policy=env.get("IMAGEDATA_POLICY") or "",
         db_busy_timeout_ms=_int(env, "IMAGEDATA_DB_BUSY_TIMEOUT_MS", 10000),
+        host_id=(env.get("IMAGEDATA_HOST_ID") or "").strip() or default_host_id(),
     )
     values.update(overrides)
     settings = Settings(**values)
@@ -141,5 +220,9 @@ def validate(settings: Settings) -> None:
     """Refuse settings that cannot work, with a message naming the variable."""
     if settings.store(settings.default_store) is None:
         raise ConfigError(f"IMAGEDATA_DEFAULT_STORE {settings.default_store!r} is not in IMAGEDATA_STORES")
+    if settings.upload_lease_seconds < settings.upload_idle_timeout + LEASE_MARGIN_SECONDS:
+        raise ConfigError(f"IMAGEDATA_UPLOAD_LEASE_SECONDS ({settings.upload_lease_seconds}) must be at least "
+                          f"IMAGEDATA_UPLOAD_IDLE_TIMEOUT ({settings.upload_idle_timeout:g}) plus "
+                          f"{LEASE_MARGIN_SECONDS} seconds, or a paused upload could be taken for a dead one")
     if settings.auth not in AUTH_MODES:
         raise ConfigError(f"IMAGEDATA_AUTH must be one of {', '.join(AUTH_MODES)}")

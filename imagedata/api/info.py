@@ -18,7 +18,7 @@ def _store_entry(store, detail: bool) -> dict:
     if store.store_id == services().stores.default_id:
         entry["default"] = "true"  # Glance: a string, only on the default store
     if detail:
-        entry.update({"type": store.kind, "weight": 0, "properties": store.details()})
+        entry.update({"type": store.kind, "weight": 0, "properties": store.describe()})
     return entry
 
 
@@ -61,7 +61,7 @@ def healthcheck():
     except Exception:
         problems.append("database: unavailable")
     for store in services().stores:
-        problem = store.problem()
+        problem = store.health().problem
         if problem:
             problems.append(f"store {store.store_id}: {problem}")
     if problems:

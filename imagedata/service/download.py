@@ -1,11 +1,8 @@
-"""Downloads: decide status, headers and the open file before anything is sent."""
+"""Downloads: decide status, headers and open the data before anything is sent."""
 from __future__ import annotations
 
 import dataclasses
-import io
 import logging
-import os
-from typing import BinaryIO
 
 from imagedata.errors import BadRequest, Forbidden, ImageDataUnavailable, ImageNotFound
 from imagedata.models import Image
@@ -13,7 +10,7 @@ from imagedata.policy import Caller, is_visible
 from imagedata.service import Services
 from imagedata.service.images import find_image, member_status
 from imagedata.service.ranges import ByteRange, check_multi_range, select_range
-from imagedata.stores.base import DataMissing
+from imagedata.stores.base import DataMissing, DataReader, Store
 
 log = logging.getLogger(__name__)
 
@@ -34,67 +31,13 @@ class DownloadRequest:
 
 @dataclasses.dataclass
 class Download:
-    """A resolved answer: status, headers and (for 200/206) an open, positioned file."""
+    """A resolved answer: status, headers and (for 200/206) the opened byte range."""
 
     status: int
     headers: dict
-    body: "BoundedFile | None" = None
-    store_id: str | None = None
-    data_name: str | None = None
-
-
-class BoundedFile(io.RawIOBase):
-    """A read-only view of ``length`` bytes of an open file, starting at ``start``.
-
-    It keeps the real file descriptor (``fileno``) so the WSGI server can hand the
-    slice to ``sendfile``; ``read`` never returns bytes past the slice.
-    """
-
-    mode = "rb"
-
-    def __init__(self, raw: BinaryIO, start: int, length: int):
-        super().__init__()
-        self.raw = raw
-        self.remaining = length
-        raw.seek(start)
-
-    def readable(self) -> bool:
-        """Always readable."""
-        return True
-
-    def fileno(self) -> int:
-        """The underlying descriptor, positioned at the slice start."""
-        return self.raw.fileno()
-
-    def read(self, size: int = -1) -> bytes:
-        """Up to ``size`` bytes, never past the end of the slice."""
-        if self.remaining <= 0:
-            return b""
-        size = self.remaining if size is None or size < 0 else min(size, self.remaining)
-        data = self.raw.read(size)
-        self.remaining -= len(data)
-        return data
-
-    def readinto(self, buffer) -> int:
-        """Fill ``buffer`` from the slice; returns the count."""
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def seek(self, pos: int, whence: int = 0) -> int:
-        """Move the underlying file (used by socket.sendfile after sending)."""
-        return self.raw.seek(pos, whence)
-
-    def tell(self) -> int:
-        """Position of the underlying file."""
-        return self.raw.tell()
-
-    def close(self) -> None:
-        """Close the underlying file."""
-        try:
-            self.raw.close()
-        finally:
-            super().close()
+    body: DataReader | None = None
+    store: Store | None = None
+    accel_name: str | None = None  # the store's name for X-Accel-Redirect, if it has one
 
 
 def etag_of(image: Image) -> str | None:
@@ -147,15 +90,14 @@ def _open_data(svc: Services, image: Image, req: DownloadRequest) -> Download:
         return Download(304, headers)
     use_range = req.if_range is None or req.if_range.strip() == etag
     chosen = select_range(req.range, req.content_range, image.size) if use_range else None
-    raw = _open_checked(store, image)
     if chosen is None:
         chosen, code = ByteRange(0, image.size), 200
     else:
         code = 206
         headers["Content-Range"] = f"bytes {chosen.start}-{chosen.last}/{image.size}"
     headers["Content-Length"] = str(chosen.length)
-    body = BoundedFile(raw, chosen.start, chosen.length)
-    return Download(code, headers, body, store.store_id, store.data_name(image.id, image.data_key))
+    body = open_checked(store, image, chosen.start, chosen.length)
+    return Download(code, headers, body, store, store.accel_name(image.id, image.data_key))
 
 
 def _etag_matches(header: str, etag: str) -> bool:
@@ -163,16 +105,15 @@ def _etag_matches(header: str, etag: str) -> bool:
     return "*" in candidates or etag in candidates or f"W/{etag}" in candidates
 
 
-def _open_checked(store, image: Image) -> BinaryIO:
-    """Open the data and refuse to serve it if it is missing or not the recorded size."""
+def open_checked(store: Store, image: Image, start: int, length: int) -> DataReader:
+    """Open a range of the data; refuse to serve it if it is missing or not the recorded size."""
     try:
-        raw = store.open_data(image.id, image.data_key)
+        reader = store.open_range(image.id, image.data_key, start, length)
     except DataMissing:
         log.error("image %s is active but its data is missing from store %s", image.id, store.store_id)
         raise ImageDataUnavailable("The image data is missing from its store and cannot be served.") from None
-    actual = os.fstat(raw.fileno()).st_size
-    if actual != image.size:
-        raw.close()
-        log.error("image %s: stored data is %d bytes, expected %d", image.id, actual, image.size)
+    if reader.size != image.size:
+        reader.close()
+        log.error("image %s: stored data is %d bytes, expected %d", image.id, reader.size, image.size)
         raise ImageDataUnavailable("The image data is damaged and cannot be served.")
-    return raw
+    return reader

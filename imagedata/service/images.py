@@ -173,17 +173,17 @@ def delete_image(svc: Services, caller: Caller, image_id: str) -> None:
 def remove_data(svc: Services, image: Image) -> None:
     """Best-effort removal of an image's data; anything left is found by the scrubber.
 
-    An upload still streaming notices the deletion at its next heartbeat and removes
-    its own temporary file; this removes committed data and a crashed attempt's file.
+    An upload still streaming notices the deletion at its next heartbeat and stops;
+    this removes committed data and whatever the attempt's writer holds (from any host).
     """
-    store = svc.stores.get(image.store) if image.store else None
+    store = svc.stores.get(image.store)
     if store is None:
         return
     try:
         if image.data_key:
             store.delete(image.id, image.data_key)
-        if image.upload_token:
-            store.discard_attempt(image.id, image.upload_token)
+        if image.upload_state:
+            store.discard(image.upload_state)
     except Exception as exc:  # the record is already gone; the scrubber retries
         log.warning("could not remove data of image %s from store %s: %s", image.id, store.store_id, exc)
 

@@ -1,38 +1,31 @@
-"""Upload leases and recovery: no image stays in `saving` after its uploader is gone."""
+"""Upload leases and recovery: no image stays in `saving` after its uploader is gone.
+
+A lease names the upload attempt, the host (``IMAGEDATA_HOST_ID``, by default hostname
+and boot id) and process holding it, and a heartbeat the uploader renews by time. On its
+own host a lease dies with its process; across hosts only the heartbeat counts.
+"""
 from __future__ import annotations
 
 import datetime
 import logging
 import os
-import socket
 
 from imagedata.models import Image, utcnow
+from imagedata.stores import StoreRegistry
 
 log = logging.getLogger(__name__)
 
 
-def _boot_id() -> str:
-    try:
-        with open("/proc/sys/kernel/random/boot_id") as f:
-            return f.read().strip()[:8]
-    except OSError:
-        return "noboot"
-
-
-# Identifies this host *and boot*: a pid recorded before a reboot is not "ours".
-HOST_ID = f"{socket.gethostname()}:{_boot_id()}"
-
-
-def lease_fields(attempt: str) -> dict:
+def lease_fields(attempt: str, host_id: str) -> dict:
     """Columns that record a new lease held by this process."""
-    return dict(upload_token=attempt, upload_host=HOST_ID, upload_pid=os.getpid(),
-                upload_heartbeat=utcnow(), reserved_bytes=0)
+    return dict(upload_token=attempt, upload_host=host_id, upload_pid=os.getpid(),
+                upload_heartbeat=utcnow(), upload_state=None, reserved_bytes=0)
 
 
 def released_fields() -> dict:
     """Columns that clear a lease and its quota reservation."""
     return dict(upload_token=None, upload_host=None, upload_pid=None, upload_heartbeat=None,
-                reserved_bytes=0)
+                upload_state=None, reserved_bytes=0)
 
 
 def queued_fields() -> dict:
@@ -61,24 +54,40 @@ def pid_alive(pid: int | None) -> bool:
     return state not in ("Z", "X")
 
 
-def lease_is_dead(image: Image, lease_seconds: int, now: datetime.datetime | None = None) -> bool:
-    """A lease is dead when its process is gone from this host, or it expired anywhere."""
+def lease_is_dead(image: Image, lease_seconds: int, host_id: str,
+                  now: datetime.datetime | None = None) -> bool:
+    """Dead when its process is gone from this very host, or its heartbeat expired (anywhere)."""
     now = now or utcnow()
-    if image.upload_host == HOST_ID and not pid_alive(image.upload_pid):
+    if image.upload_host == host_id and not pid_alive(image.upload_pid):
         return True
     beat = image.upload_heartbeat
     return beat is None or (now - beat).total_seconds() > lease_seconds
 
 
-def recover_uploads(stores, lease_seconds: int) -> list[str]:
-    """Return every image whose upload lease is dead to `queued`; remove its temp file.
+def clean_up_attempt(stores: StoreRegistry, image: Image) -> None:
+    """Remove what an attempt left in its store: the unfinished object, and a final object
+    that a crash between the store's commit and the database's left behind."""
+    store = stores.get(image.store)
+    if store is None or not image.upload_token:
+        return
+    try:
+        if image.upload_state:
+            store.discard(image.upload_state)
+        store.delete(image.id, image.upload_token)
+    except Exception as exc:  # the scrubber finds what is left
+        log.warning("could not clean up upload %s of image %s: %s", image.upload_token, image.id, exc)
+
+
+def recover_uploads(svc) -> list[str]:
+    """Return every image whose upload lease is dead to `queued`; remove what it left behind.
 
     Safe with many workers and hosts: the reset is a compare-and-set on the attempt
     id, so a live upload (which renews its heartbeat) is never reset.
     """
+    lease_seconds, host_id = svc.settings.upload_lease_seconds, svc.settings.host_id
     recovered = []
     for image in Image.select().where((Image.status == "saving") & (Image.deleted == False)):  # noqa: E712
-        if not lease_is_dead(image, lease_seconds):
+        if not lease_is_dead(image, lease_seconds, host_id):
             continue
         rows = (Image.update(**queued_fields())
                 .where((Image.id == image.id) & (Image.status == "saving")
@@ -86,14 +95,7 @@ def recover_uploads(stores, lease_seconds: int) -> list[str]:
                 .execute())
         if rows != 1:
             continue
-        store = stores.get(image.store) if image.store else None
-        if store is not None and image.upload_token:
-            store.discard_attempt(image.id, image.upload_token)
-            # A crash between rename and commit leaves the final object: drop it too.
-            try:
-                store.delete(image.id, image.upload_token)
-            except Exception as exc:
-                log.warning("could not remove stray object of image %s: %s", image.id, exc)
+        clean_up_attempt(svc.stores, image)
         log.warning("image %s: upload %s (host %s pid %s) is gone; image returned to queued",
                     image.id, image.upload_token, image.upload_host, image.upload_pid)
         recovered.append(image.id)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 
 from imagedata.models import Image
 from imagedata.service import Services
@@ -36,7 +35,7 @@ def _object_is_wanted(svc: Services, store_id: str, obj) -> str | None:
     if image.deleted:
         return "image deleted"
     live_upload = (image.status == "saving" and image.upload_token == obj.attempt and image.store == store_id
-                   and not lease_is_dead(image, svc.settings.upload_lease_seconds))
+                   and not lease_is_dead(image, svc.settings.upload_lease_seconds, svc.settings.host_id))
     if live_upload:
         return None
     if obj.kind == "partial":
@@ -57,8 +56,7 @@ def find_orphans(svc: Services, fix: bool) -> list[Finding]:
             finding = Finding("orphan", store.store_id, obj.name, reason)
             if fix:
                 # Re-check right before removing: an upload may have finished meanwhile.
-                if _object_is_wanted(svc, store.store_id, obj) is not None:
-                    store.remove_object(obj.name)
+                if _object_is_wanted(svc, store.store_id, obj) is not None and store.remove_object(obj):
                     finding.fixed = True
                     log.warning("scrub: removed %s from store %s (%s)", obj.name, store.store_id, reason)
             findings.append(finding)
@@ -66,14 +64,15 @@ def find_orphans(svc: Services, fix: bool) -> list[Finding]:
 
 
 def _data_problem(svc: Services, image: Image) -> str | None:
-    store = svc.stores.get(image.store) if image.store else None
+    store = svc.stores.get(image.store)
     if store is None:
         return f"store {image.store!r} is not configured"
     if not image.data_key:
         return "no data recorded"
     try:
-        with store.open_data(image.id, image.data_key) as f:
-            size = os.fstat(f.fileno()).st_size
+        reader = store.open_range(image.id, image.data_key, 0, 0)
+        size = reader.size
+        reader.close()
     except DataMissing:
         return "data file missing"
     except Exception as exc:
@@ -108,15 +107,15 @@ def scrub(svc: Services, fix: bool = False) -> list[Finding]:
 
 
 def locate(svc: Services, image_id: str) -> dict | None:
-    """Where an image's data lives on disk (for operators); None if there is no such image."""
+    """Where an image's data lives (a path or URL, for operators); None if there is no such image."""
     image = Image.get_or_none(Image.id == image_id.lower())
     if image is None:
         return None
-    store = svc.stores.get(image.store) if image.store else None
+    store = svc.stores.get(image.store)
     found = {"id": image.id, "status": image.status, "deleted": bool(image.deleted), "store": image.store,
              "size": image.size, "data": None, "upload": None}
     if store is not None and image.data_key:
-        found["data"] = os.path.join(store.root, store.data_name(image.id, image.data_key))
+        found["data"] = store.location(image.id, image.data_key)
     if store is not None and image.status == "saving" and image.upload_token:
         found["upload"] = f"attempt {image.upload_token} by {image.upload_host} pid {image.upload_pid}"
     return found

@@ -1,19 +1,20 @@
 """The upload state machine: queued -> saving -> active, by compare-and-set.
 
 1. ``begin``: one short transaction moves the image from queued to saving, records a
-   lease (attempt id, host, pid, heartbeat) and reserves quota. Losing the race is 409.
-2. ``stream``: bytes go to a per-attempt temporary object while md5 and sha512 are
-   computed; the lease is renewed (and deletion noticed) every few seconds.
-3. ``finish``: the object is fsynced and renamed, then one compare-and-set on the
-   attempt id makes the image active. If that finds the image deleted, our object is
-   removed and the caller gets 410.
-Any failure removes the temporary object and returns the image to queued.
+   lease (attempt id, host, pid, heartbeat) and reserves quota. Losing the race is 409;
+   finding the image deleted is 410.
+2. ``stream``: the store opens a writer, whose state (what a crash would leave behind)
+   is recorded on the row; bytes go to it while md5 and sha512 are computed. A
+   heartbeat thread renews the lease by time and notices a deletion.
+3. ``finish``: the writer commits, then one compare-and-set on the attempt id makes the
+   image active. If that finds the image deleted, the object is removed: 410.
+Any failure discards what the writer holds and returns the image to queued.
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
-import time
+import threading
 import uuid
 
 from imagedata.db import UNAVAILABLE_ERRORS, database, write_transaction
@@ -27,7 +28,7 @@ from imagedata.service.digest import ParallelDigest
 from imagedata.service.images import get_visible_image
 from imagedata.service.inspect import FormatSniffer, check_format
 from imagedata.service.lease import lease_fields, queued_fields, released_fields
-from imagedata.stores.base import Store
+from imagedata.stores.base import Store, StoreWriter
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ def upload_image_data(svc: Services, caller: Caller, req: UploadRequest) -> Imag
     cap = svc.settings.image_size_cap
     if expected is not None and expected > cap:
         raise TooLarge(cap_message(cap))
-    problem = store.problem()
+    problem = store.health().problem
     if problem:
         raise ServiceUnavailable(f"Store '{store.store_id}' cannot accept data right now ({problem}).")
     attempt = begin(svc, image, store, expected)
@@ -94,8 +95,8 @@ def upload_image_data(svc: Services, caller: Caller, req: UploadRequest) -> Imag
     except BaseException as exc:
         abandon(attempt, exc)
         if not isinstance(exc, Gone):
-            # DELETE removes the attempt's files, so the upload may fail in odd ways
-            # (a vanished temp file); the caller should learn what really happened.
+            # DELETE removes what the attempt holds, so the upload may fail in odd ways
+            # (a vanished temp file, an aborted multipart upload); say what really happened.
             gone = _deleted_error(image.id)
             if gone is not None:
                 raise gone from exc
@@ -115,54 +116,84 @@ def cap_message(cap: int) -> str:
     return f"The incoming image is too large: the image size cap is {cap} bytes."
 
 
+def _unavailable(action: str, image_id: str, exc: Exception) -> ServiceUnavailable:
+    log.warning("database unavailable while %s upload of %s: %s", action, image_id, exc)
+    return ServiceUnavailable("The image database is busy or unavailable; try again.")
+
+
 def begin(svc: Services, image: Image, store: Store, expected: int | None) -> Attempt:
     """Take the lease: compare-and-set queued -> saving and reserve quota, atomically."""
-    attempt_id = uuid.uuid4().hex
+    attempt = uuid.uuid4().hex
     try:
         with write_transaction():
-            fields = {**queued_fields(), **lease_fields(attempt_id), "status": "saving", "store": store.store_id}
+            fields = {**queued_fields(), **lease_fields(attempt, svc.settings.host_id),
+                      "status": "saving", "store": store.store_id}
             rows = (Image.update(**fields)
                     .where((Image.id == image.id) & (Image.status == "queued") & (Image.deleted == False))  # noqa: E712
                     .execute())
             if rows != 1:
-                raise InvalidImageState("Image status transition from queued to saving is not allowed: "
-                                        "another upload is in progress or the image changed.")
+                raise _deleted_error(image.id) or InvalidImageState(
+                    "Image status transition from queued to saving is not allowed: "
+                    "another upload is in progress or the image changed.")
             reserved, quota_limit = quotas.reserve_upload(svc.settings, image.id, image.owner, expected)
             if reserved:
                 Image.update(reserved_bytes=reserved).where(Image.id == image.id).execute()
     except UNAVAILABLE_ERRORS as exc:
-        log.warning("database unavailable while starting upload of %s: %s", image.id, exc)
-        raise ServiceUnavailable("The image database is busy or unavailable; try again.") from None
+        raise _unavailable("starting", image.id, exc) from None
     log.info("upload %s of image %s started into store %s (declared size %s)",
-             attempt_id, image.id, store.store_id, expected)
-    return Attempt(image, store, attempt_id, expected, svc.settings.image_size_cap, quota_limit)
+             attempt, image.id, store.store_id, expected)
+    return Attempt(image, store, attempt, expected, svc.settings.image_size_cap, quota_limit)
+
+
+def _holds_lease(att: Attempt):
+    """The condition under which this attempt still owns the image."""
+    return ((Image.id == att.image.id) & (Image.upload_token == att.attempt)
+            & (Image.status == "saving") & (Image.deleted == False))  # noqa: E712
+
+
+def open_writer(att: Attempt) -> StoreWriter:
+    """Open the store's writer and record its state on the row, so any host can clean up."""
+    writer = att.store.open_writer(att.image.id, att.attempt, att.expected)
+    try:
+        rows = Image.update(upload_state=writer.state).where(_holds_lease(att)).execute()
+    except BaseException as exc:
+        writer.abort()
+        if isinstance(exc, UNAVAILABLE_ERRORS):
+            raise _unavailable("recording", att.image.id, exc) from None
+        raise
+    if rows != 1:
+        writer.abort()
+        raise lost_lease(att.image.id)
+    return writer
 
 
 def stream(svc: Services, att: Attempt, req: UploadRequest) -> tuple[int, str, str, int | None]:
     """Copy the body into the store; returns (size, md5, sha512, virtual size) of what was stored."""
-    writer = att.store.open_writer(att.image.id, att.attempt, att.expected)
+    writer = open_writer(att)
     digest = ParallelDigest()
     sniffer = FormatSniffer()
-    heartbeat = Heartbeat(att.image.id, att.attempt, max(1.0, svc.settings.upload_lease_seconds / 6))
+    heartbeat = Heartbeat(att, max(1.0, svc.settings.upload_lease_seconds / 6))
     total = 0
     try:
         for data in BodyReader(req.stream, req.content_length, svc.settings.chunk_size).chunks():
+            heartbeat.check()
             total += len(data)
             _check_limits(att, req, total)
             digest.update(data)
             sniffer.update(data)
             writer.write(memoryview(data))
-            heartbeat.beat()
         if att.expected is not None and total != att.expected:
             raise BadRequest(f"Size mismatch: expected {att.expected} bytes, got {total} bytes")
         virtual_size = check_format(sniffer, att.image.disk_format, att.image.container_format, total)
-        heartbeat.beat(force=True)
         md5, sha512 = digest.finish()
+        heartbeat.beat_now()
         writer.commit()
     except BaseException:
         digest.close()
         writer.abort()
         raise
+    finally:
+        heartbeat.stop()
     return total, md5, sha512, virtual_size
 
 
@@ -177,34 +208,53 @@ def _check_limits(att: Attempt, req: UploadRequest, total: int) -> None:
 
 
 class Heartbeat:
-    """Renews the lease every ``interval`` seconds and notices a deleted image."""
+    """Renews the lease every ``interval`` seconds from its own thread, whether or not
+    bytes arrive, and notices when the lease is gone (the image deleted or reset)."""
 
-    def __init__(self, image_id: str, attempt: str, interval: float):
-        self.image_id = image_id
-        self.attempt = attempt
+    def __init__(self, att: Attempt, interval: float):
+        self.att = att
         self.interval = interval
-        self.last = time.monotonic()
+        self.lost = False
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="lease-heartbeat", daemon=True)
+        self.thread.start()
 
-    def beat(self, force: bool = False) -> None:
-        """Renew the lease if due; raise Gone if the image was deleted meanwhile."""
-        now = time.monotonic()
-        if not force and now - self.last < self.interval:
-            return
-        self.last = now
-        try:
-            rows = (Image.update(upload_heartbeat=utcnow())
-                    .where((Image.id == self.image_id) & (Image.upload_token == self.attempt)
-                           & (Image.status == "saving") & (Image.deleted == False))  # noqa: E712
-                    .execute())
-        except UNAVAILABLE_ERRORS as exc:
-            log.warning("heartbeat of upload %s skipped: %s", self.attempt, exc)
-            return
+    def _run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            try:
+                with database.connection_context():
+                    self._renew()
+            except UNAVAILABLE_ERRORS as exc:
+                log.warning("heartbeat of upload %s skipped: %s", self.att.attempt, exc)
+            if self.lost:
+                return
+
+    def _renew(self) -> None:
+        rows = Image.update(upload_heartbeat=utcnow()).where(_holds_lease(self.att)).execute()
         if rows != 1:
-            raise lost_lease(self.image_id)
+            self.lost = True
+
+    def check(self) -> None:
+        """Raise 410 or 409 if the heartbeat found the lease gone."""
+        if self.lost:
+            raise lost_lease(self.att.image.id)
+
+    def beat_now(self) -> None:
+        """Renew in the calling thread (before committing): raise if the lease is gone."""
+        try:
+            self._renew()
+        except UNAVAILABLE_ERRORS as exc:
+            raise _unavailable("renewing", self.att.image.id, exc) from None
+        self.check()
+
+    def stop(self) -> None:
+        """Stop the thread (idempotent)."""
+        self.stopped.set()
+        self.thread.join()
 
 
 def _deleted_error(image_id: str) -> Gone | None:
-    """410 if the image was deleted during the upload, else None."""
+    """410 if the image was deleted (before or during the upload), else None."""
     try:
         row = Image.get_or_none(Image.id == image_id)
     except UNAVAILABLE_ERRORS:
@@ -229,14 +279,10 @@ def finish(svc: Services, att: Attempt, size: int, md5: str, sha512: str, virtua
                   data_key=att.attempt, store=att.store.store_id, updated_at=utcnow(), **released_fields())
     try:
         with database.atomic():
-            rows = (Image.update(**values)
-                    .where((Image.id == image.id) & (Image.upload_token == att.attempt)
-                           & (Image.status == "saving") & (Image.deleted == False))  # noqa: E712
-                    .execute())
+            rows = Image.update(**values).where(_holds_lease(att)).execute()
     except UNAVAILABLE_ERRORS as exc:
         _drop_object(att)
-        log.warning("database unavailable while finishing upload of %s: %s", image.id, exc)
-        raise ServiceUnavailable("The image database is busy or unavailable; try again.") from None
+        raise _unavailable("finishing", image.id, exc) from None
     if rows != 1:
         _drop_object(att)
         raise lost_lease(image.id)
@@ -254,7 +300,6 @@ def _drop_object(att: Attempt) -> None:
 
 def abandon(att: Attempt, exc: BaseException) -> None:
     """Return the image to queued after a failed attempt (only if we still hold the lease)."""
-    att.store.discard_attempt(att.image.id, att.attempt)
     try:
         rows = (Image.update(**queued_fields())
                 .where((Image.id == att.image.id) & (Image.upload_token == att.attempt)
@@ -266,4 +311,3 @@ def abandon(att: Attempt, exc: BaseException) -> None:
     reason = getattr(exc, "message", None) or type(exc).__name__
     log.warning("upload %s of image %s failed (%s)%s", att.attempt, att.image.id, reason,
                 "; image back to queued" if rows else "")
-

@@ -1,11 +1,9 @@
 """Stores: image data backends chosen per request by their configured id."""
 from __future__ import annotations
 
-from imagedata.config import Settings
+from imagedata.config import Settings, StoreConfig
 from imagedata.stores.base import Store
 from imagedata.stores.filesystem import FilesystemStore
-
-DRIVERS = {"file": FilesystemStore}
 
 
 class StoreRegistry:
@@ -15,9 +13,9 @@ class StoreRegistry:
         self.stores = stores
         self.default_id = default_id
 
-    def get(self, store_id: str) -> Store | None:
+    def get(self, store_id: str | None) -> Store | None:
         """The store with exactly this id, or None."""
-        return self.stores.get(store_id)
+        return self.stores.get(store_id) if store_id else None
 
     @property
     def default(self) -> Store:
@@ -28,11 +26,22 @@ class StoreRegistry:
         return iter(self.stores.values())
 
 
+def build_store(cfg: StoreConfig, settings: Settings) -> Store:
+    """One driver instance for one configured store (no I/O: see ``prepare_stores``)."""
+    if cfg.kind == "s3":
+        from imagedata.stores.s3 import S3Store  # boto3 is an optional extra
+
+        return S3Store(cfg.store_id, cfg.s3)
+    return FilesystemStore(cfg.store_id, cfg.path, settings.chunk_size, settings.writeback_bytes)
+
+
 def build_registry(settings: Settings) -> StoreRegistry:
     """Instantiate one driver per configured store."""
-    stores = {}
-    for cfg in settings.stores:
-        store = DRIVERS[cfg.kind](cfg.store_id, cfg.path, settings.chunk_size, settings.writeback_bytes)
-        store.prepare()
-        stores[cfg.store_id] = store
+    stores = {cfg.store_id: build_store(cfg, settings) for cfg in settings.stores}
     return StoreRegistry(stores, settings.default_store)
+
+
+def prepare_stores(registry: StoreRegistry) -> None:
+    """Start-up checks: create missing folders, refuse a missing bucket (ConfigError)."""
+    for store in registry:
+        store.prepare()

@@ -2,91 +2,45 @@
 
 Each upload attempt writes a hidden ``.<image id>.<attempt>.part`` file, fsyncs it and
 renames it to its final name, so two attempts never touch each other's bytes and a
-crashed attempt leaves only names the scrubber can attribute.
+crashed attempt leaves only names the scrubber can attribute. Reads hand the open file
+to the WSGI server, which sends it with sendfile.
 """
 from __future__ import annotations
 
 import errno
+import io
 import os
 import stat
-import threading
 import time
-from typing import BinaryIO, Iterator
+from typing import Iterator
 
 from imagedata.errors import ImageDataUnavailable, StoreFull, StoreUnavailable
-from imagedata.stores.base import ATTEMPT_RE, IMAGE_ID_RE, DataMissing, StoredObject, check_image_id
+from imagedata.stores.base import (READ_PIECE, CachedHealth, DataMissing, StoreHealth, StoredObject, data_name,
+                                   split_data_name)
+from imagedata.stores.writeback import Flusher
 
 FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 FILE_MODE = 0o640
 O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+PARTIAL_SUFFIX = ".part"
 
 
-def _partial_name(image_id: str, attempt: str) -> str:
-    return f".{image_id}.{attempt}.part"
-
-
-def _data_name(image_id: str, key: str) -> str:
-    check_image_id(image_id)
-    if not ATTEMPT_RE.match(key or ""):
-        raise ValueError("bad data key")
-    return f"{image_id}.{key}"
-
-
-def _split_id_key(text: str) -> tuple[str, str] | None:
-    image_id, _, key = text.partition(".")
-    if IMAGE_ID_RE.match(image_id) and ATTEMPT_RE.match(key):
-        return image_id, key
-    return None
+def partial_name(image_id: str, attempt: str) -> str:
+    """The hidden temporary file name of one upload attempt."""
+    return f".{data_name(image_id, attempt)}{PARTIAL_SUFFIX}"
 
 
 def _parse_name(name: str) -> tuple[str, str, str]:
     """Classify a directory entry as (kind, image id, attempt)."""
-    parsed = _split_id_key(name)
+    parsed = split_data_name(name)
     if parsed:
         return ("data",) + parsed
-    if name.startswith(".") and name.endswith(".part"):
-        parsed = _split_id_key(name[1:-5])
+    if name.startswith(".") and name.endswith(PARTIAL_SUFFIX):
+        parsed = split_data_name(name[1:-len(PARTIAL_SUFFIX)])
         if parsed:
             return ("partial",) + parsed
     return "unknown", "", ""
-
-
-FLUSH_EVERY = 64 << 20
-
-
-class _Flusher:
-    """Starts writeback of what was written so far, off the request thread.
-
-    The final fsync then finds little left to do, instead of stalling the
-    response for size / disk bandwidth seconds.
-    """
-
-    def __init__(self, fd: int):
-        self.fd = fd
-        self.wake = threading.Event()
-        self.done = False
-        self.thread = threading.Thread(target=self._run, name="flusher", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while True:
-            self.wake.wait()
-            self.wake.clear()
-            if self.done:
-                return
-            try:
-                os.fdatasync(self.fd)
-            except OSError:
-                pass  # the final fsync reports real errors
-
-    def kick(self) -> None:
-        self.wake.set()
-
-    def stop(self) -> None:
-        self.done = True
-        self.wake.set()
-        self.thread.join()
 
 
 class FilesystemWriter:
@@ -94,14 +48,15 @@ class FilesystemWriter:
 
     def __init__(self, store: "FilesystemStore", image_id: str, attempt: str, expected_size: int | None):
         self.store = store
-        self.final_path = os.path.join(store.root, _data_name(image_id, attempt))
-        self.temp_path = os.path.join(store.root, _partial_name(image_id, attempt))
+        self.state = partial_name(image_id, attempt)
+        self.final_path = os.path.join(store.root, data_name(image_id, attempt))
+        self.temp_path = os.path.join(store.root, self.state)
+        self.offset = 0
         try:
             self.fd = os.open(self.temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_NOFOLLOW | O_CLOEXEC, FILE_MODE)
         except OSError as exc:
             raise store.translate(exc) from None
-        self.unflushed = 0
-        self.flusher: _Flusher | None = None
+        self.flusher = Flusher(self.fd, store.writeback_bytes)
         if expected_size:
             self._preallocate(expected_size)
 
@@ -117,29 +72,20 @@ class FilesystemWriter:
 
     def write(self, data: memoryview) -> None:
         """Append all of ``data`` to the temporary file."""
-        self.unflushed += len(data)
+        self.offset += len(data)
         try:
             while data:
                 written = os.write(self.fd, data)
                 data = data[written:]
         except OSError as exc:
             raise self.store.translate(exc) from None
-        if self.store.writeback_bytes and self.unflushed >= self.store.writeback_bytes:
-            self.unflushed = 0
-            if self.flusher is None:
-                self.flusher = _Flusher(self.fd)
-            self.flusher.kick()
-
-    def _stop_flusher(self) -> None:
-        if self.flusher is not None:
-            self.flusher.stop()
-            self.flusher = None
+        self.flusher.advance(self.offset)
 
     def commit(self) -> None:
         """fsync the file, rename it to the final name, fsync the directory."""
-        self._stop_flusher()
+        self.flusher.stop()
         try:
-            os.ftruncate(self.fd, os.lseek(self.fd, 0, os.SEEK_CUR))
+            os.ftruncate(self.fd, self.offset)
             os.fsync(self.fd)
             os.close(self.fd)
             self.fd = -1
@@ -151,7 +97,7 @@ class FilesystemWriter:
 
     def abort(self) -> None:
         """Close and unlink the temporary file; never raises."""
-        self._stop_flusher()
+        self.flusher.stop()
         if self.fd >= 0:
             try:
                 os.close(self.fd)
@@ -164,16 +110,81 @@ class FilesystemWriter:
             pass
 
 
+class FileRange(io.RawIOBase):
+    """A read-only view of ``length`` bytes of an open data file, starting at ``start``.
+
+    It keeps the real file descriptor (``fileno``) so the WSGI server can hand the
+    slice to ``sendfile``; reads never return bytes past the slice.
+    """
+
+    mode = "rb"
+
+    def __init__(self, fd: int, start: int, length: int):
+        super().__init__()
+        self.raw = os.fdopen(fd, "rb", buffering=0)
+        self.size = os.fstat(fd).st_size
+        self.remaining = length
+        self.raw.seek(start)
+
+    def readable(self) -> bool:
+        """Always readable."""
+        return True
+
+    def fileno(self) -> int:
+        """The underlying descriptor, positioned at the slice start."""
+        return self.raw.fileno()
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes, never past the end of the slice."""
+        if self.remaining <= 0:
+            return b""
+        size = self.remaining if size is None or size < 0 else min(size, self.remaining)
+        data = self.raw.read(size)
+        self.remaining -= len(data)
+        return data
+
+    def readinto(self, buffer) -> int:
+        """Fill ``buffer`` from the slice; returns the count."""
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def __iter__(self) -> Iterator[bytes]:
+        """The slice in pieces of at most 1 MiB (when sendfile is not used)."""
+        while True:
+            data = self.read(READ_PIECE)
+            if not data:
+                return
+            yield data
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        """Move the underlying file (socket.sendfile does this after sending)."""
+        return self.raw.seek(pos, whence)
+
+    def tell(self) -> int:
+        """Position of the underlying file."""
+        return self.raw.tell()
+
+    def close(self) -> None:
+        """Close the underlying file (idempotent)."""
+        try:
+            self.raw.close()
+        finally:
+            super().close()
+
+
 class FilesystemStore:
     """A store kept in one local directory."""
 
     kind = "file"
 
-    def __init__(self, store_id: str, root: str, chunk_size: int = 1 << 20, writeback_bytes: int = FLUSH_EVERY):
+    def __init__(self, store_id: str, root: str, chunk_size: int = 1 << 20, writeback_bytes: int = 64 << 20):
         self.store_id = store_id
         self.root = root
         self.chunk_size = chunk_size
         self.writeback_bytes = writeback_bytes
+        # A local probe costs a few system calls: check on every call.
+        self._health = CachedHealth(self._probe, ttl=0.0)
 
     def prepare(self) -> None:
         """Create the root directory if it is missing (best effort; problems surface later)."""
@@ -182,27 +193,27 @@ class FilesystemStore:
         except OSError:
             pass
 
+    def _unusable(self) -> StoreUnavailable:
+        return StoreUnavailable(f"Store '{self.store_id}' cannot be used right now.")
+
     def translate(self, exc: OSError) -> Exception:
         """Map an OS error to a domain error that names the store, never a path."""
         if exc.errno in FULL_ERRNOS:
             return StoreFull(f"Image storage media is full: store '{self.store_id}' has no room for this image.")
-        return StoreUnavailable(f"Store '{self.store_id}' cannot be used right now.")
+        return self._unusable()
 
     def open_writer(self, image_id: str, attempt: str, expected_size: int | None) -> FilesystemWriter:
         """Start an upload attempt into a temporary file."""
-        check_image_id(image_id)
-        if not ATTEMPT_RE.match(attempt):
-            raise ValueError("bad attempt id")
         return FilesystemWriter(self, image_id, attempt, expected_size)
 
-    def open_data(self, image_id: str, key: str) -> BinaryIO:
-        """Open final data read-only, refusing symlinks and non-regular files."""
-        path = os.path.join(self.root, _data_name(image_id, key))
+    def open_range(self, image_id: str, attempt: str, start: int, length: int) -> FileRange:
+        """Open a slice of final data read-only, refusing symlinks and non-regular files."""
+        path = os.path.join(self.root, data_name(image_id, attempt))
         try:
             fd = os.open(path, os.O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
         except FileNotFoundError:
             if not os.path.isdir(self.root):
-                raise StoreUnavailable(f"Store '{self.store_id}' cannot be used right now.") from None
+                raise self._unusable() from None
             raise DataMissing(image_id) from None
         except OSError as exc:
             if exc.errno == errno.ELOOP:
@@ -211,31 +222,38 @@ class FilesystemStore:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
             raise ImageDataUnavailable("The image data is damaged and cannot be served.")
-        return os.fdopen(fd, "rb", buffering=0)
+        return FileRange(fd, start, length)
 
-    def data_name(self, image_id: str, key: str) -> str:
-        """The file name of an image's data inside the root (for X-Accel-Redirect)."""
-        return _data_name(image_id, key)
+    def local_file(self, reader) -> FileRange | None:
+        """The reader itself: it is a real file the server can sendfile from."""
+        return reader if isinstance(reader, FileRange) else None
 
-    def delete(self, image_id: str, key: str) -> bool:
+    def accel_name(self, image_id: str, attempt: str) -> str | None:
+        """The file name inside the root, which nginx serves from the same directory."""
+        return data_name(image_id, attempt)
+
+    def delete(self, image_id: str, attempt: str) -> bool:
         """Unlink the final data; False when there was none."""
+        return self._unlink(data_name(image_id, attempt))
+
+    def discard(self, state: str) -> bool:
+        """Unlink the temporary file a writer reported as its state (never any other name)."""
+        if _parse_name(state or "")[0] != "partial":
+            return False
         try:
-            os.unlink(os.path.join(self.root, _data_name(image_id, key)))
+            return self._unlink(state)
+        except StoreUnavailable:
+            return False
+
+    def _unlink(self, name: str) -> bool:
+        try:
+            os.unlink(os.path.join(self.root, name))
         except FileNotFoundError:
             return False
         except OSError as exc:
             raise self.translate(exc) from None
         self.sync_directory()
         return True
-
-    def discard_attempt(self, image_id: str, attempt: str) -> bool:
-        """Unlink one attempt's temporary file if it is still there."""
-        try:
-            _data_name(image_id, attempt)
-            os.unlink(os.path.join(self.root, _partial_name(image_id, attempt)))
-            return True
-        except (OSError, ValueError):
-            return False
 
     def scan(self) -> Iterator[StoredObject]:
         """List every entry of the root with its classification, size and age."""
@@ -250,18 +268,19 @@ class FilesystemStore:
                 st = entry.stat(follow_symlinks=False)
             except OSError:
                 continue
-            yield StoredObject(entry.name, kind, image_id, attempt, st.st_size, now - st.st_mtime)
+            yield StoredObject(entry.name, kind, image_id, attempt, st.st_size, now - st.st_mtime,
+                               entry.name if kind == "partial" else "")
 
-    def remove_object(self, name: str) -> None:
+    def remove_object(self, obj: StoredObject) -> bool:
         """Remove one scanned entry (a file name inside the root, never a path)."""
+        name = obj.name
         if "/" in name or name in ("", ".", ".."):
             raise ValueError("not an entry name")
         try:
             os.unlink(os.path.join(self.root, name))
-        except FileNotFoundError:
-            pass
-        except IsADirectoryError:
-            pass
+        except (FileNotFoundError, IsADirectoryError):
+            return False
+        return True
 
     def sync_directory(self) -> None:
         """fsync the root so renames and unlinks survive a crash."""
@@ -271,14 +290,25 @@ class FilesystemStore:
         finally:
             os.close(fd)
 
-    def problem(self) -> str | None:
-        """Why this store cannot take uploads now, or None."""
+    def _probe(self) -> StoreHealth:
         if not os.path.isdir(self.root):
-            return "missing"
+            return StoreHealth("missing")
         if not os.access(self.root, os.W_OK | os.X_OK):
-            return "not writable"
-        return None
+            return StoreHealth("not writable")
+        try:
+            st = os.statvfs(self.root)
+        except OSError:
+            return StoreHealth("missing")
+        return StoreHealth(None, st.f_bavail * st.f_frsize)
 
-    def details(self) -> dict:
+    def health(self) -> StoreHealth:
+        """Whether the directory exists and is writable, and its free bytes."""
+        return self._health.get()
+
+    def location(self, image_id: str, attempt: str) -> str:
+        """The path of an attempt's data file."""
+        return os.path.join(self.root, data_name(image_id, attempt))
+
+    def describe(self) -> dict:
         """Properties shown to admins by the detailed store listing."""
         return {"data_dir": self.root, "chunk_size": self.chunk_size, "thin_provisioning": False}

@@ -35,7 +35,7 @@ class ExclusiveLock:
 
 
 def _db_server(tmp_path_factory, busy_ms):
-    env = dict(IMAGEDATA_UPLOAD_LEASE_SECONDS=LEASE, IMAGEDATA_LOG_LEVEL="WARNING")
+    env = dict(IMAGEDATA_UPLOAD_LEASE_SECONDS=LEASE, IMAGEDATA_UPLOAD_IDLE_TIMEOUT=2, IMAGEDATA_LOG_LEVEL="WARNING")
     if busy_ms is not None:
         env["IMAGEDATA_DB_BUSY_TIMEOUT_MS"] = busy_ms
     return Server(tmp_path_factory.mktemp("db"), **env).start()

@@ -153,7 +153,8 @@ def run_kill_loop(srv, token, uploads: int, mode: str):
 
 @pytest.fixture
 def kill_server(start_server):
-    srv = start_server(IMAGEDATA_UPLOAD_LEASE_SECONDS=LEASE, IMAGEDATA_LOG_LEVEL="WARNING")
+    srv = start_server(IMAGEDATA_UPLOAD_LEASE_SECONDS=LEASE, IMAGEDATA_UPLOAD_IDLE_TIMEOUT=2,
+                       IMAGEDATA_LOG_LEVEL="WARNING")
     return srv, srv.token("p1")
 
 

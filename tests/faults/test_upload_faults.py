@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
     server = Server(tmp_path_factory.mktemp("faults-upload"), IMAGEDATA_UPLOAD_LEASE_SECONDS=LEASE,
-                    IMAGEDATA_UPLOAD_IDLE_TIMEOUT=10, IMAGEDATA_LOG_LEVEL="WARNING").start()
+                    IMAGEDATA_UPLOAD_IDLE_TIMEOUT=2, IMAGEDATA_LOG_LEVEL="WARNING").start()
     yield server
     server.stop()
 

@@ -1,10 +1,10 @@
-"""The filesystem store against its contract: temp names, rename, cleanup, safety."""
+"""What only the filesystem driver promises: temp names, rename, preallocation, path safety."""
 import os
 
 import pytest
 
 from imagedata.errors import ImageDataUnavailable, StoreUnavailable
-from imagedata.stores.base import DataMissing
+from imagedata.stores.base import StoredObject
 from imagedata.stores.filesystem import FilesystemStore
 
 IMAGE = "0f5e8a4c-1b2d-4e3f-9a8b-7c6d5e4f3a2b"
@@ -26,10 +26,13 @@ def test_write_commit_read(store):
     writer = store.open_writer(IMAGE, ATTEMPT, 10)
     writer.write(memoryview(b"0123456789"))
     assert names(store) == [f".{IMAGE}.{ATTEMPT}.part"]
+    assert writer.state == f".{IMAGE}.{ATTEMPT}.part"
     writer.commit()
     assert names(store) == [f"{IMAGE}.{ATTEMPT}"]
-    with store.open_data(IMAGE, ATTEMPT) as f:
-        assert f.read() == b"0123456789"
+    reader = store.open_range(IMAGE, ATTEMPT, 0, 10)
+    assert store.local_file(reader) is reader and reader.fileno() >= 0
+    assert reader.read() == b"0123456789"
+    reader.close()
 
 
 def test_preallocation_is_trimmed_to_what_was_written(store):
@@ -54,23 +57,17 @@ def test_two_attempts_never_share_a_file(store):
     second.write(memoryview(b"two"))
     second.commit()
     first.abort()
-    with store.open_data(IMAGE, "2" * 32) as f:
-        assert f.read() == b"two"
-
-
-def test_missing_data(store):
-    with pytest.raises(DataMissing):
-        store.open_data(IMAGE, ATTEMPT)
+    assert b"".join(store.open_range(IMAGE, "2" * 32, 0, 3)) == b"two"
 
 
 def test_missing_root_is_unavailable(store):
     os.rmdir(store.root)
     with pytest.raises(StoreUnavailable) as info:
-        store.open_data(IMAGE, ATTEMPT)
+        store.open_range(IMAGE, ATTEMPT, 0, 0)
     assert store.root not in str(info.value)
     with pytest.raises(StoreUnavailable):
         store.open_writer(IMAGE, ATTEMPT, None)
-    assert store.problem() == "missing"
+    assert store.health().problem == "missing"
 
 
 def test_symlinked_data_is_refused(store, tmp_path):
@@ -78,13 +75,13 @@ def test_symlinked_data_is_refused(store, tmp_path):
     secret.write_bytes(b"do not serve")
     os.symlink(secret, os.path.join(store.root, f"{IMAGE}.{ATTEMPT}"))
     with pytest.raises(ImageDataUnavailable):
-        store.open_data(IMAGE, ATTEMPT)
+        store.open_range(IMAGE, ATTEMPT, 0, 0)
 
 
 def test_directory_in_place_of_data_is_refused(store):
     os.mkdir(os.path.join(store.root, f"{IMAGE}.{ATTEMPT}"))
     with pytest.raises(ImageDataUnavailable):
-        store.open_data(IMAGE, ATTEMPT)
+        store.open_range(IMAGE, ATTEMPT, 0, 0)
 
 
 @pytest.mark.parametrize("bad_id", ["../etc/passwd", IMAGE.upper(), "", "x" * 36, IMAGE + "/..", "\x00"])
@@ -92,7 +89,7 @@ def test_only_canonical_ids_become_paths(store, bad_id):
     with pytest.raises(ValueError):
         store.open_writer(bad_id, ATTEMPT, None)
     with pytest.raises(ValueError):
-        store.open_data(bad_id, ATTEMPT)
+        store.open_range(bad_id, ATTEMPT, 0, 0)
     with pytest.raises(ValueError):
         store.delete(bad_id, ATTEMPT)
 
@@ -117,4 +114,4 @@ def test_scan_classifies_entries(store):
 
 def test_remove_object_takes_names_not_paths(store):
     with pytest.raises(ValueError):
-        store.remove_object("../x")
+        store.remove_object(StoredObject("../x", "unknown", "", "", 0, 0.0))

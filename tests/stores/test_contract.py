@@ -1,0 +1,160 @@
+"""The store contract, run unchanged against every driver (filesystem and S3 on SeaweedFS)."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from imagedata.stores.base import DataMissing, StoreHealth
+
+IMAGE = "0f5e8a4c-1b2d-4e3f-9a8b-7c6d5e4f3a2b"
+OTHER = "1f5e8a4c-1b2d-4e3f-9a8b-7c6d5e4f3a2b"
+ATTEMPT = "a" * 32
+SECOND = "b" * 32
+
+
+def write(store, data: bytes, image=IMAGE, attempt=ATTEMPT, expected=None, piece=1 << 20, commit=True):
+    writer = store.open_writer(image, attempt, expected)
+    for start in range(0, len(data), piece):
+        writer.write(memoryview(data[start:start + piece]))
+    if commit:
+        writer.commit()
+    return writer
+
+
+def read(store, start=0, length=None, image=IMAGE, attempt=ATTEMPT) -> bytes:
+    probe = store.open_range(image, attempt, 0, 0)
+    size = probe.size
+    probe.close()
+    reader = store.open_range(image, attempt, start, size - start if length is None else length)
+    try:
+        return b"".join(reader)
+    finally:
+        reader.close()
+
+
+def kinds(store) -> list[tuple[str, str, str]]:
+    return sorted((o.kind, o.image_id, o.attempt) for o in store.scan())
+
+
+def test_commit_makes_the_data_readable_whole(store):
+    data = os.urandom(3 << 20)
+    write(store, data, expected=len(data))
+    assert read(store) == data
+    assert kinds(store) == [("data", IMAGE, ATTEMPT)]
+
+
+def test_several_parts_and_uneven_pieces(store):
+    data = os.urandom((12 << 20) + 12345)  # more than two 5 MiB parts, pieces not aligned
+    write(store, data, piece=(1 << 20) + 7)
+    assert read(store) == data
+
+
+@pytest.mark.parametrize("start,length", [(0, 1), (5, 10), (1 << 20, 4096), ((2 << 20) - 1, 1), (0, 2 << 20)])
+def test_ranges_return_exactly_the_slice(store, start, length):
+    data = os.urandom(2 << 20)
+    write(store, data)
+    reader = store.open_range(IMAGE, ATTEMPT, start, length)
+    assert reader.size == len(data)
+    pieces = list(reader)
+    reader.close()
+    assert b"".join(pieces) == data[start:start + length]
+    assert all(len(p) <= 1 << 20 for p in pieces)
+
+
+def test_an_empty_image(store):
+    write(store, b"", expected=0)
+    reader = store.open_range(IMAGE, ATTEMPT, 0, 0)
+    assert reader.size == 0 and b"".join(reader) == b""
+    reader.close()
+
+
+def test_nothing_is_visible_before_commit(store):
+    writer = write(store, b"x" * 1000, commit=False)
+    with pytest.raises(DataMissing):
+        store.open_range(IMAGE, ATTEMPT, 0, 0)
+    writer.commit()
+    assert read(store) == b"x" * 1000
+
+
+def test_abort_leaves_nothing(store):
+    writer = write(store, os.urandom(6 << 20), commit=False)
+    writer.abort()
+    writer.abort()  # idempotent
+    assert kinds(store) == []
+
+
+def test_a_crash_leaves_what_the_state_says_and_discard_removes_it(store):
+    writer = write(store, os.urandom(6 << 20), commit=False)
+    state = writer.state
+    # The process "dies" here: no commit, no abort. Another host knows only the state.
+    partial = [o for o in store.scan() if o.kind == "partial"]
+    assert [(o.image_id, o.attempt, o.state) for o in partial] == [(IMAGE, ATTEMPT, state)]
+    assert store.discard(state) is True
+    assert store.discard(state) is False
+    assert kinds(store) == []
+
+
+@pytest.mark.parametrize("state", ["", "garbage", "../../etc/passwd", '{"key": "x", "upload_id": "y"}',
+                                   f".{IMAGE}.{ATTEMPT}", "/etc/passwd"])
+def test_discard_ignores_states_that_are_not_its_own(store, state):
+    write(store, b"keep me")
+    assert store.discard(state) is False
+    assert read(store) == b"keep me"
+
+
+def test_two_attempts_never_share_an_object(store):
+    first = store.open_writer(IMAGE, ATTEMPT, None)
+    second = store.open_writer(IMAGE, SECOND, None)
+    first.write(memoryview(b"one"))
+    second.write(memoryview(b"two"))
+    second.commit()
+    first.abort()
+    assert read(store, attempt=SECOND) == b"two"
+    with pytest.raises(DataMissing):
+        store.open_range(IMAGE, ATTEMPT, 0, 0)
+
+
+def test_delete_reports_whether_there_was_data(store):
+    write(store, b"data")
+    write(store, b"other", image=OTHER)
+    assert store.delete(IMAGE, ATTEMPT) is True
+    assert store.delete(IMAGE, ATTEMPT) is False
+    with pytest.raises(DataMissing):
+        store.open_range(IMAGE, ATTEMPT, 0, 0)
+    assert read(store, image=OTHER) == b"other"
+
+
+def test_missing_data_is_data_missing(store):
+    with pytest.raises(DataMissing):
+        store.open_range(IMAGE, ATTEMPT, 0, 10)
+
+
+def test_scan_and_remove_every_kind(store):
+    write(store, b"final")
+    pending = write(store, b"pending", image=OTHER, commit=False)
+    found = {(o.kind, o.image_id) for o in store.scan()}
+    assert found == {("data", IMAGE), ("partial", OTHER)}
+    for obj in store.scan():
+        assert store.remove_object(obj) is True
+    assert kinds(store) == []
+    pending.abort()
+
+
+@pytest.mark.parametrize("bad", ["../x", "0F5E8A4C-1B2D-4E3F-9A8B-7C6D5E4F3A2B", "", "a" * 36])
+def test_only_canonical_ids_become_names(store, bad):
+    with pytest.raises(ValueError):
+        store.open_writer(bad, ATTEMPT, None)
+    with pytest.raises(ValueError):
+        store.open_range(bad, ATTEMPT, 0, 0)
+    with pytest.raises(ValueError):
+        store.open_writer(IMAGE, bad, None)
+
+
+def test_health_location_and_description(store):
+    health = store.health()
+    assert isinstance(health, StoreHealth) and health.problem is None
+    assert health.free_bytes is None or health.free_bytes > 0
+    assert f"{IMAGE}.{ATTEMPT}" in store.location(IMAGE, ATTEMPT)
+    text = repr(store.describe())
+    assert "secret" not in text.lower()
