@@ -87,6 +87,13 @@ class StoreWriter(Protocol):
     def abort(self) -> None:
         """Discard everything this writer holds; never raises."""
 
+    def suspend(self) -> str | None:
+        """Keep the bytes written so far durably for a later attempt and return the state
+        that names them (for ``resume_writer`` and ``discard``); None if nothing was kept."""
+
+    def kept(self) -> Iterator[bytes]:
+        """For a resumed writer: the bytes it started with (to recompute digests)."""
+
 
 class DataReader(Protocol):
     """An opened byte range of an object: its total size is known before any byte is sent."""
@@ -108,6 +115,10 @@ class Store(Protocol):
 
     def open_writer(self, image_id: str, attempt: str, expected_size: int | None) -> StoreWriter:
         """Start writing the data of one upload attempt."""
+
+    def resume_writer(self, image_id: str, attempt: str, kept_state: str, kept_size: int,
+                      expected_size: int | None) -> StoreWriter:
+        """Continue what a suspended writer kept, as a new attempt; DataMissing if it is gone."""
 
     def open_range(self, image_id: str, attempt: str, start: int, length: int) -> DataReader:
         """Open ``length`` bytes from ``start`` of an attempt's data; DataMissing if absent."""

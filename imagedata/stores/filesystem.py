@@ -46,19 +46,54 @@ def _parse_name(name: str) -> tuple[str, str, str]:
 class FilesystemWriter:
     """Writes one upload attempt to a temporary file, then renames it into place."""
 
-    def __init__(self, store: "FilesystemStore", image_id: str, attempt: str, expected_size: int | None):
+    def __init__(self, store: "FilesystemStore", image_id: str, attempt: str, expected_size: int | None,
+                 kept: tuple[str, int] | None = None):
         self.store = store
         self.state = partial_name(image_id, attempt)
         self.final_path = os.path.join(store.root, data_name(image_id, attempt))
         self.temp_path = os.path.join(store.root, self.state)
         self.offset = 0
+        self.fd = -1
+        self.flusher = Flusher(-1, 0)  # the real one starts once the file is open
         try:
-            self.fd = os.open(self.temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_NOFOLLOW | O_CLOEXEC, FILE_MODE)
+            if kept is None:
+                self.fd = os.open(self.temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                                  FILE_MODE)
+            else:
+                self._adopt(*kept)
         except OSError as exc:
             raise store.translate(exc) from None
         self.flusher = Flusher(self.fd, store.writeback_bytes)
-        if expected_size:
+        if expected_size and expected_size > self.offset:
             self._preallocate(expected_size)
+
+    def _adopt(self, kept_name: str, kept_size: int) -> None:
+        """Continue the kept temporary file of an earlier attempt under this attempt's name."""
+        kept_path = os.path.join(self.store.root, kept_name)
+        try:
+            st = os.stat(kept_path, follow_symlinks=False)
+        except FileNotFoundError:
+            raise DataMissing(kept_name) from None
+        if not stat.S_ISREG(st.st_mode) or st.st_size < kept_size:
+            raise DataMissing(kept_name)
+        os.rename(kept_path, self.temp_path)
+        self.fd = os.open(self.temp_path, os.O_RDWR | O_NOFOLLOW | O_CLOEXEC)
+        os.ftruncate(self.fd, kept_size)
+        os.lseek(self.fd, kept_size, os.SEEK_SET)
+        self.offset = kept_size
+
+    def kept(self) -> Iterator[bytes]:
+        """The bytes held before this writer started (a resumed upload's prefix), in pieces."""
+        position = 0
+        while position < self.offset:
+            try:
+                data = os.pread(self.fd, min(READ_PIECE, self.offset - position), position)
+            except OSError as exc:
+                raise self.store.translate(exc) from None
+            if not data:
+                raise DataMissing(self.state)
+            position += len(data)
+            yield data
 
     def _preallocate(self, size: int) -> None:
         """Reserve the blocks up front: a full disk is found before any byte is read."""
@@ -94,6 +129,23 @@ class FilesystemWriter:
         except OSError as exc:
             self.abort()
             raise self.store.translate(exc) from None
+
+    def suspend(self) -> str | None:
+        """Keep what was written so far, durably, for a later attempt; returns the state."""
+        self.flusher.stop()
+        if self.offset == 0:
+            self.abort()
+            return None
+        try:
+            os.ftruncate(self.fd, self.offset)
+            os.fsync(self.fd)
+            os.close(self.fd)
+            self.fd = -1
+            self.store.sync_directory()
+        except OSError:
+            self.abort()
+            return None
+        return self.state
 
     def abort(self) -> None:
         """Close and unlink the temporary file; never raises."""
@@ -205,6 +257,14 @@ class FilesystemStore:
     def open_writer(self, image_id: str, attempt: str, expected_size: int | None) -> FilesystemWriter:
         """Start an upload attempt into a temporary file."""
         return FilesystemWriter(self, image_id, attempt, expected_size)
+
+    def resume_writer(self, image_id: str, attempt: str, kept_state: str, kept_size: int,
+                      expected_size: int | None) -> FilesystemWriter:
+        """Continue the data an interrupted attempt kept (``kept_state``) under a new attempt."""
+        kind, kept_image, _ = _parse_name(kept_state or "")
+        if kind != "partial" or kept_image != image_id:
+            raise DataMissing(kept_state)
+        return FilesystemWriter(self, image_id, attempt, expected_size, (kept_state, kept_size))
 
     def open_range(self, image_id: str, attempt: str, start: int, length: int) -> FileRange:
         """Open a slice of final data read-only, refusing symlinks and non-regular files."""

@@ -103,6 +103,41 @@ class S3Writer:
         self.buffer = bytearray()
         self.sender = PartSender(self)
 
+    def adopt(self, kept_key: str, kept_size: int) -> None:
+        """Start from an earlier attempt's kept object: whole parts are copied inside the store,
+        the rest is read back into the part buffer."""
+        self.kept_key, self.kept_size = kept_key, kept_size
+        self.state = encode_state(self.key, self.upload_id, kept_key)
+        bucket, client = self.store.cfg.bucket, self.store.client
+        whole = kept_size // self.part_size
+        for number in range(1, whole + 1):
+            first = (number - 1) * self.part_size
+            with self._upload_errors("copy kept data"):
+                reply = client.upload_part_copy(
+                    Bucket=bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number,
+                    CopySource={"Bucket": bucket, "Key": kept_key},
+                    CopySourceRange=f"bytes={first}-{first + self.part_size - 1}")
+            self.parts.append({"PartNumber": number, "ETag": reply["CopyPartResult"]["ETag"]})
+        self.number = whole + 1
+        rest = kept_size - whole * self.part_size
+        if rest:
+            tail = S3Range(self.store, kept_key, whole * self.part_size, rest)
+            for piece in tail:
+                self.buffer += piece
+        self.offset = kept_size
+
+    def kept(self) -> Iterator[bytes]:
+        """The kept prefix, read back for the digests; the kept object is dropped afterwards."""
+        if not getattr(self, "kept_key", None):
+            return
+        reader = S3Range(self.store, self.kept_key, 0, self.kept_size)
+        if reader.size != self.kept_size:
+            reader.close()
+            raise DataMissing(self.kept_key)
+        yield from reader
+        with self.store.errors("drop kept data"):
+            self.store.client.delete_object(Bucket=self.store.cfg.bucket, Key=self.kept_key)
+
     def write(self, data: memoryview) -> None:
         """Add bytes to the current part; a full part goes to the sender."""
         self.offset += len(data)
@@ -152,6 +187,19 @@ class S3Writer:
             self.abort()
             raise
 
+    def suspend(self) -> str | None:
+        """Keep what was received: complete the upload as the attempt's object, to be
+        continued later; returns the state naming it (None if nothing could be kept)."""
+        if self.offset == 0:
+            self.abort()
+            return None
+        try:
+            self.commit()
+        except Exception as exc:
+            log.warning("store %s: could not keep a partial upload: %s", self.store.store_id, exc)
+            return None
+        return encode_state(self.key)
+
     def abort(self) -> None:
         """Abort the multipart upload (its parts are dropped by the store); never raises."""
         self.buffer = bytearray()
@@ -162,18 +210,26 @@ class S3Writer:
         self.store.abort_upload(self.key, self.upload_id)
 
 
-def encode_state(key: str, upload_id: str) -> str:
-    """The writer state recorded on the image row: which multipart upload to abort."""
-    return json.dumps({"key": key, "upload_id": upload_id}, sort_keys=True, separators=(",", ":"))
+def encode_state(key: str, upload_id: str | None = None, kept: str | None = None) -> str:
+    """The writer state recorded on the image row: the multipart upload to abort and/or the
+    object an interrupted upload kept."""
+    value = {"key": key}
+    if upload_id:
+        value["upload_id"] = upload_id
+    if kept:
+        value["kept"] = kept
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-def decode_state(state: str) -> tuple[str, str] | None:
-    """(key, upload id) of a recorded writer state, or None if it is not an S3 one."""
+def decode_state(state: str) -> dict | None:
+    """The keys and upload id of a recorded writer state, or None if it is not an S3 one."""
     try:
         value = json.loads(state)
-        return str(value["key"]), str(value["upload_id"])
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError):
         return None
+    if not isinstance(value, dict) or not isinstance(value.get("key"), str):
+        return None
+    return {k: str(v) for k, v in value.items() if k in ("key", "upload_id", "kept")}
 
 
 class S3Range:
@@ -257,7 +313,46 @@ class S3Store:
 
     def delete(self, image_id: str, attempt: str) -> bool:
         """Delete an attempt's object; False when there was none."""
-        key = self.key_of(data_name(image_id, attempt))
+        return self._delete_key(self.key_of(data_name(image_id, attempt)))
+
+    def resume_writer(self, image_id: str, attempt: str, kept_state: str, kept_size: int,
+                      expected_size: int | None) -> S3Writer:
+        """Continue the object an interrupted attempt kept, as a new attempt's multipart upload."""
+        decoded = decode_state(kept_state or "") or {}
+        kept_key = decoded.get("key", "")
+        name = kept_key[len(self.cfg.prefix):] if kept_key.startswith(self.cfg.prefix) else ""
+        parsed = split_data_name(name)
+        if "upload_id" in decoded or parsed is None or parsed[0] != image_id:
+            raise DataMissing(kept_state)
+        with self.errors("check kept data"):
+            size = self.client.head_object(Bucket=self.cfg.bucket, Key=kept_key)["ContentLength"]
+        if size != kept_size:
+            raise DataMissing(kept_state)
+        writer = S3Writer(self, image_id, attempt, expected_size)
+        try:
+            writer.adopt(kept_key, kept_size)
+        except BaseException:
+            writer.abort()
+            raise
+        return writer
+
+    def discard(self, state: str) -> bool:
+        """Abort the multipart upload and drop the kept object a writer state names (ours only)."""
+        decoded = decode_state(state or "")
+        if decoded is None:
+            return False
+        removed = False
+        if "upload_id" in decoded and self._ours(decoded["key"]):
+            removed = self.abort_upload(decoded["key"], decoded["upload_id"])
+        kept = decoded.get("kept") or (None if "upload_id" in decoded else decoded["key"])
+        if kept and self._ours(kept):
+            removed = self._delete_key(kept) or removed
+        return removed
+
+    def _ours(self, key: str) -> bool:
+        return key.startswith(self.cfg.prefix) and split_data_name(key[len(self.cfg.prefix):]) is not None
+
+    def _delete_key(self, key: str) -> bool:
         try:
             with self.errors("check data"):
                 self.client.head_object(Bucket=self.cfg.bucket, Key=key)
@@ -266,13 +361,6 @@ class S3Store:
         with self.errors("delete data"):
             self.client.delete_object(Bucket=self.cfg.bucket, Key=key)
         return True
-
-    def discard(self, state: str) -> bool:
-        """Abort the multipart upload a writer reported, if it is ours and still open."""
-        decoded = decode_state(state or "")
-        if decoded is None or not decoded[0].startswith(self.cfg.prefix):
-            return False
-        return self.abort_upload(*decoded)
 
     def abort_upload(self, key: str, upload_id: str) -> bool:
         """Abort one multipart upload; False if it was gone or the store did not answer."""

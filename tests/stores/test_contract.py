@@ -158,3 +158,57 @@ def test_health_location_and_description(store):
     assert f"{IMAGE}.{ATTEMPT}" in store.location(IMAGE, ATTEMPT)
     text = repr(store.describe())
     assert "secret" not in text.lower()
+
+
+def test_suspend_keeps_the_prefix_and_a_new_attempt_continues_it(store):
+    data = os.urandom((11 << 20) + 4321)  # two whole 5 MiB parts and a tail
+    cut = (7 << 20) + 99
+    writer = write(store, data[:cut], expected=len(data), commit=False)
+    kept = writer.suspend()
+    assert kept
+    resumed = store.resume_writer(IMAGE, SECOND, kept, cut, len(data))
+    assert resumed.offset == cut
+    assert b"".join(resumed.kept()) == data[:cut]
+    resumed.write(memoryview(data[cut:]))
+    resumed.commit()
+    assert read(store, attempt=SECOND) == data
+    assert kinds(store) == [("data", IMAGE, SECOND)]
+
+
+def test_a_resumed_writer_can_be_suspended_again_or_aborted(store):
+    data = os.urandom(9 << 20)
+    first = write(store, data[:3 << 20], expected=len(data), commit=False)
+    kept = first.suspend()
+    second = store.resume_writer(IMAGE, SECOND, kept, 3 << 20, len(data))
+    assert b"".join(second.kept()) == data[:3 << 20]
+    second.write(memoryview(data[3 << 20:6 << 20]))
+    kept = second.suspend()
+    third = store.resume_writer(IMAGE, "c" * 32, kept, 6 << 20, len(data))
+    assert b"".join(third.kept()) == data[:6 << 20]
+    third.abort()
+    assert kinds(store) == []
+
+
+def test_kept_data_is_discarded_by_its_state(store):
+    writer = write(store, os.urandom(2 << 20), expected=4 << 20, commit=False)
+    kept = writer.suspend()
+    assert store.discard(kept) is True
+    assert kinds(store) == []
+    with pytest.raises(DataMissing):
+        store.resume_writer(IMAGE, SECOND, kept, 2 << 20, 4 << 20)
+
+
+def test_resume_refuses_a_wrong_size_or_another_image(store):
+    writer = write(store, b"k" * 1000, expected=5000, commit=False)
+    kept = writer.suspend()
+    with pytest.raises(DataMissing):
+        store.resume_writer(OTHER, SECOND, kept, 1000, 5000)
+    with pytest.raises(DataMissing):
+        store.resume_writer(IMAGE, SECOND, kept, 2000, 5000)
+    store.discard(kept)
+
+
+def test_nothing_written_keeps_nothing(store):
+    writer = store.open_writer(IMAGE, ATTEMPT, 100)
+    assert writer.suspend() is None
+    assert kinds(store) == []
