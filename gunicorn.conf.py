@@ -28,6 +28,19 @@ control_socket = _control
 control_socket_disable = len(_control) > 100
 
 
+def on_starting(server):
+    """Once, in the master before any worker starts: set up or check the schema, recover uploads."""
+    import sys
+
+    from imagedata.app import STARTUP_ERRORS, create_app, start_service
+
+    try:
+        start_service(create_app())
+    except STARTUP_ERRORS as exc:
+        server.log.error("imagedata cannot start: %s", exc)
+        sys.exit(1)
+
+
 def post_fork(server, worker):
     """Per-worker tuning that must happen in the worker process itself."""
     import sys

@@ -14,13 +14,17 @@ from imagedata.api.connection import CloseAfterRefusedBody
 from imagedata.api.errors import register_error_handlers
 from imagedata.cli import register_commands
 from imagedata.config import ConfigError, Settings, load_settings
-from imagedata.db import create_tables, database, init_database
+from imagedata.db import UNAVAILABLE_ERRORS, close_pool, database, init_database
+from imagedata.migrations import SchemaError, check_schema, current_version, sync_schema
 from imagedata.policy import Policy, parse_overrides
 from imagedata.service import Services
 from imagedata.service.lease import recover_uploads
 from imagedata.stores import build_registry, prepare_stores
 
 log = logging.getLogger("imagedata")
+
+# Why a server may refuse to start: bad settings, the wrong schema, no database.
+STARTUP_ERRORS = (ConfigError, SchemaError) + UNAVAILABLE_ERRORS
 
 
 def create_app(env: dict | None = None, **overrides) -> Flask:
@@ -34,13 +38,10 @@ def create_app(env: dict | None = None, **overrides) -> Flask:
     app.json.sort_keys = False
     os.makedirs(settings.data_dir, exist_ok=True)
     init_database(settings.database_url, settings.db_busy_timeout_ms)
-    create_tables()
     stores = build_registry(settings)
     prepare_stores(stores)
     app.extensions["imagedata"] = Services(settings, Policy(parse_overrides(settings.policy),
                                                             settings.data_admin_only), stores)
-    with database.connection_context():
-        recover_uploads(app.extensions["imagedata"])
     register_request_hooks(app)
     for blueprint in (versions.bp, info.health_bp, openapi.bp, images.bp, data.bp, members.bp, info.bp, schema_docs.bp):
         app.register_blueprint(blueprint)
@@ -51,6 +52,26 @@ def create_app(env: dict | None = None, **overrides) -> Flask:
         log.warning("AUTHENTICATION IS OFF (IMAGEDATA_AUTH=noauth): every caller is an admin. "
                     "Use this only on loopback for local work.")
     return app
+
+
+def start_service(app: Flask) -> None:
+    """A server's start-up work, once, before it serves (gunicorn's master runs it).
+
+    An empty database gets the schema; a database on another schema version makes the
+    server refuse to start (SchemaError: upgrades are ``imagedata db-sync``'s job). Then
+    uploads whose process died are returned to ``queued``.
+    """
+    services = app.extensions["imagedata"]
+    try:
+        with database.connection_context():
+            empty = current_version() is None
+        if empty:
+            sync_schema()
+        with database.connection_context():
+            check_schema()
+            recover_uploads(services)
+    finally:
+        close_pool()  # no connection may be shared with the workers forked after this
 
 
 def configure_logging(env: dict | None) -> None:

@@ -1,11 +1,14 @@
 """The `imagedata` command: database, tokens, quotas, recovery and scrubbing."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
-from imagedata.db import create_tables, database
+from imagedata.db import database
+from imagedata.migrations import SchemaError, check_schema, sync_schema
 from imagedata.service.lease import recover_uploads
 from imagedata.service.quotas import set_quota, usage_report
 from imagedata.service.scrub import locate as find_image_data
@@ -39,9 +42,26 @@ def register_commands(app: Flask) -> None:
 @click.command("db-sync")
 @with_appcontext
 def db_sync():
-    """Create the database tables (idempotent)."""
-    create_tables()
-    click.echo(f"database ready: {_safe_url(current_app.config['IMAGEDATA'].database_url)}")
+    """Create the database schema, or upgrade it to this version (idempotent)."""
+    try:
+        before, after = sync_schema()
+    except SchemaError as exc:
+        raise click.ClickException(str(exc)) from None
+    done = ("created" if before is None else "already up to date" if before == after
+            else f"upgraded from version {before}")
+    click.echo(f"database ready at schema version {after} ({done}): "
+               f"{_safe_url(current_app.config['IMAGEDATA'].database_url)}")
+
+
+@contextmanager
+def connected():
+    """A database connection for one command, on the schema this code needs."""
+    with database.connection_context():
+        try:
+            check_schema()
+        except SchemaError as exc:
+            raise click.ClickException(str(exc)) from None
+        yield
 
 
 def _safe_url(url: str) -> str:
@@ -64,7 +84,7 @@ def token():
               help="Lifetime in seconds.")
 def token_create(project, user, roles, expires_in):
     """Create a token and print it (last line of stdout; it is shown only once)."""
-    with database.connection_context():
+    with connected():
         row, secret = create_token(project, user, roles.split(","), expires_in)
     click.echo(f"token id {row.token_id}: project={row.project_id} user={row.user_id} roles={row.roles}"
                + (f" expires={row.expires_at:%Y-%m-%dT%H:%M:%SZ}" if row.expires_at else ""), err=True)
@@ -75,7 +95,7 @@ def token_create(project, user, roles, expires_in):
 @click.option("--project", default=None)
 def token_list(project):
     """List tokens (ids and owners; secrets are never stored)."""
-    with database.connection_context():
+    with connected():
         for row in list_tokens(project):
             state = "revoked" if row.revoked else "active"
             expires = f"{row.expires_at:%Y-%m-%dT%H:%M:%SZ}" if row.expires_at else "never"
@@ -86,7 +106,7 @@ def token_list(project):
 @click.argument("token_id")
 def token_revoke(token_id):
     """Revoke a token by its id."""
-    with database.connection_context():
+    with connected():
         if not revoke_token(token_id):
             raise click.ClickException(f"no token with id {token_id}")
     click.echo(f"revoked {token_id}")
@@ -106,7 +126,7 @@ def quota():
 @with_appcontext
 def quota_set(project, image_size_total, image_count_total, image_count_uploading):
     """Override a project's limits."""
-    with database.connection_context():
+    with connected():
         set_quota(project, image_size_total=image_size_total, image_count_total=image_count_total,
                   image_count_uploading=image_count_uploading)
     click.echo(f"quota updated for {project}")
@@ -122,7 +142,7 @@ def quota_show(project):
 
 
 def _print_usage(project: str) -> None:
-    with database.connection_context():
+    with connected():
         report = usage_report(current_app.config["IMAGEDATA"], project)["usage"]
     for name, values in report.items():
         limit = "unlimited" if values["limit"] < 0 else values["limit"]
@@ -134,7 +154,7 @@ def _print_usage(project: str) -> None:
 def recover():
     """Return images whose upload died to `queued` and remove their temporary files."""
     services = current_app.extensions["imagedata"]
-    with database.connection_context():
+    with connected():
         recovered = recover_uploads(services)
     click.echo(f"recovered {len(recovered)} upload(s)" + "".join(f"\n  {i}" for i in recovered))
 
@@ -145,7 +165,7 @@ def recover():
 def scrub(fix):
     """Report orphan files in the stores and active images whose data is missing or wrong."""
     services = current_app.extensions["imagedata"]
-    with database.connection_context():
+    with connected():
         findings = run_scrub(services, fix=fix)
     for f in findings:
         action = (" removed" if f.kind == "orphan" else " flagged") if f.fixed else ""
@@ -163,7 +183,7 @@ def scrub(fix):
 def locate(image_id):
     """Show an image's status, store and data file path (operators only; never exposed by the API)."""
     services = current_app.extensions["imagedata"]
-    with database.connection_context():
+    with connected():
         found = find_image_data(services, image_id)
     if found is None:
         raise click.ClickException(f"no image {image_id}")

@@ -67,7 +67,9 @@ def prepared(model, key: str, build, **values):
     real ones; the SQL text peewee generates for it (for the database in use, so
     still portable) is cached, and later calls only bind ``values``.
     """
-    cache_key = (id(database.obj), key)
+    # Keyed by the database's class, not the instance: the SQL depends only on the dialect,
+    # and the id of a closed database may be reused by a new one of another kind.
+    cache_key = (type(database.obj), key)
     entry = _PREPARED.get(cache_key)
     if entry is None:
         markers = {name: f"\x00{name}\x00" for name in values}
@@ -78,9 +80,12 @@ def prepared(model, key: str, build, **values):
     return model.raw(sql, *[values[name] if name else fixed for name, fixed in slots])
 
 
-def create_tables() -> None:
-    """Create every table that does not exist yet (idempotent)."""
-    from imagedata import models
-
-    with database.connection_context():
-        database.create_tables(models.ALL_MODELS, safe=True)
+def close_pool() -> None:
+    """Close this thread's connection and every pooled one (before a fork, or when done with a database)."""
+    if database.obj is None:
+        return
+    if not database.is_closed():
+        database.close()
+    close_all = getattr(database.obj, "close_all", None)
+    if close_all is not None:
+        close_all()

@@ -6,12 +6,33 @@ import os
 import pytest
 
 from imagedata.app import create_app
-from imagedata.db import database
+from imagedata.db import close_pool, database, init_database
+from imagedata.migrations import SchemaVersion, sync_schema
+from imagedata.models import ALL_MODELS
 from imagedata.service.tokens import create_token
+from tests.databases import ExternalPostgres, PostgresCluster, PostgresUnavailable
+from tests.helpers import skip_or_fail
+
+DB_BACKENDS = ("sqlite", "postgresql")
 
 
 def pytest_addoption(parser):
     parser.addoption("--run-slow", action="store_true", default=False, help="run the long tests too")
+    parser.addoption("--db-backends", default=os.environ.get("IMAGEDATA_TEST_DB_BACKENDS", ",".join(DB_BACKENDS)),
+                     help="comma-separated databases the database tests run on (default: sqlite,postgresql)")
+
+
+def pytest_generate_tests(metafunc):
+    """Every test that uses the database (through ``app`` or ``db_backend``) runs once per backend."""
+    if "db_backend" not in metafunc.fixturenames:
+        return
+    if any(mark.args and mark.args[0] == "db_backend" for mark in metafunc.definition.iter_markers("parametrize")):
+        return  # the test names its backends itself
+    backends = [name.strip() for name in metafunc.config.getoption("--db-backends").split(",") if name.strip()]
+    unknown = sorted(set(backends) - set(DB_BACKENDS))
+    if unknown:
+        raise pytest.UsageError(f"--db-backends: unknown backend {unknown[0]!r} (known: {', '.join(DB_BACKENDS)})")
+    metafunc.parametrize("db_backend", backends, indirect=True, scope="module")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -30,20 +51,94 @@ def make_env(tmp_path, **extra) -> dict:
         "IMAGEDATA_STORES": f"local=file://{tmp_path}/stores/local,slow=file://{tmp_path}/stores/slow",
         "IMAGEDATA_LOG_LEVEL": "WARNING",
     }
-    if os.environ.get("IMAGEDATA_TEST_DATABASE_URL"):
-        env["IMAGEDATA_DATABASE_URL"] = os.environ["IMAGEDATA_TEST_DATABASE_URL"]
     env.update({k: str(v) for k, v in extra.items()})
     return env
 
 
-def reset_external_database(url: str) -> None:
-    """Give each test empty tables on a shared server database (PostgreSQL runs)."""
-    from imagedata.db import init_database
-    from imagedata.models import ALL_MODELS
+# --------------------------------------------------------------------------- databases
 
-    init_database(url)
+
+@pytest.fixture(scope="module")
+def db_backend(request):
+    """The database backend of this test: "sqlite" or "postgresql" (see ``pytest_generate_tests``)."""
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """The run's PostgreSQL server: a throw-away cluster started here (~1 s), or the server of
+    IMAGEDATA_TEST_DATABASE_URL."""
+    url = os.environ.get("IMAGEDATA_TEST_DATABASE_URL")
+    if url:
+        server = ExternalPostgres(url).start()
+    else:
+        try:
+            server = PostgresCluster().start()
+        except PostgresUnavailable as exc:
+            skip_or_fail(f"{exc}; or run with --db-backends=sqlite")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_client_url(postgres) -> str:
+    """The PostgreSQL database the in-process tests share, migrated once and emptied before each test."""
+    if isinstance(postgres, ExternalPostgres):
+        url = postgres.given_url
+        init_database(url)
+        with database.connection_context():
+            database.drop_tables(ALL_MODELS + (SchemaVersion,), safe=True, cascade=True)
+    else:
+        url = postgres.url(postgres.create_database("imagedata_client"))
+        init_database(url)
+    sync_schema()
+    close_pool()
+    return url
+
+
+@pytest.fixture
+def db_url(db_backend, request, tmp_path) -> str:
+    """The database URL of one in-process test: a new SQLite file, or the shared PostgreSQL database."""
+    if db_backend == "postgresql":
+        return request.getfixturevalue("pg_client_url")
+    return f"sqlite:///{tmp_path}/data/imagedata.db"
+
+
+def prepare_database(url: str) -> None:
+    """Give the test a current, empty schema on the database the proxy points at."""
+    if url.startswith("sqlite"):
+        sync_schema()
+        return
     with database.connection_context():
-        database.drop_tables(ALL_MODELS, safe=True, cascade=True)
+        with database.atomic():
+            for model in reversed(ALL_MODELS):  # children first
+                model.delete().execute()
+
+
+@pytest.fixture(scope="session")
+def server_database(request):
+    """Settings that point one gunicorn server at a fresh database of a backend.
+
+    ``server_database("postgresql")`` creates an empty database (the server sets up the schema
+    at start-up); ``server_database("sqlite")`` is empty: servers default to SQLite in their folder.
+    """
+    made = []
+
+    def factory(backend: str) -> dict:
+        if backend == "sqlite":
+            return {}
+        pg = request.getfixturevalue("postgres")
+        name = pg.create_database("imagedata_server")
+        made.append((pg, name))
+        return {"IMAGEDATA_DATABASE_URL": pg.url(name)}
+
+    yield factory
+    for pg, name in made:
+        if isinstance(pg, ExternalPostgres):
+            pg.drop_database(name)
+
+
+# --------------------------------------------------------------------------- the app
 
 
 @pytest.fixture
@@ -59,16 +154,14 @@ def env_extra(request, env):
 
 
 @pytest.fixture
-def app(env):
-    """A fresh app on a temp-file SQLite database (or IMAGEDATA_TEST_DATABASE_URL) and temp stores."""
-    url = env.get("IMAGEDATA_DATABASE_URL", "")
-    if url and not url.startswith("sqlite"):
-        reset_external_database(url)
+def app(env, db_url):
+    """A fresh app on temp stores and an empty database of the backend under test (``db_backend``)."""
+    env.setdefault("IMAGEDATA_DATABASE_URL", db_url)
     application = create_app(env)
     application.config["TESTING"] = True
+    prepare_database(env["IMAGEDATA_DATABASE_URL"])
     yield application
-    if not database.is_closed():
-        database.close()
+    close_pool()
 
 
 @pytest.fixture

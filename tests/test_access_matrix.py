@@ -14,18 +14,21 @@ Every image in the matrix is owned by project p1; the shared images are shared w
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
+import shutil
 import uuid
 
 import pytest
 
 from imagedata.app import create_app
 from imagedata.config import ConfigError
-from imagedata.db import database
+from imagedata.db import close_pool, database
+from imagedata.migrations import sync_schema
 from imagedata.models import Image, Token
-from imagedata.service.tokens import hash_token
-from tests.conftest import make_env, store_files
+from imagedata.service.tokens import create_token, hash_token
+from tests.conftest import make_env, prepare_database, store_files
 from tests.helpers import OCTET, with_env
 
 PATCH_TYPE = "application/openstack-images-v2.1-json-patch"
@@ -125,6 +128,52 @@ DEACTIVATE = DELETE
 # --------------------------------------------------------------------------- fixtures and helpers
 
 
+@dataclasses.dataclass
+class Cell:
+    """What a matrix cell runs with: a client, every caller's headers, the folder of the stores."""
+
+    client: object
+    headers: dict
+    root: object
+
+
+@pytest.fixture(scope="module")
+def matrix_app(db_backend, request, tmp_path_factory):
+    """One app, database and set of tokens for all the matrix cells of a backend (216 cells: an
+    app per cell would cost more than the cells); ``cell`` empties it between cells."""
+    root = tmp_path_factory.mktemp(f"matrix-{db_backend}")
+    made = None
+    if db_backend == "postgresql":
+        pg = request.getfixturevalue("postgres")
+        made = pg.create_database("imagedata_matrix")
+        url = pg.url(made)
+    else:
+        url = f"sqlite:///{root}/data/imagedata.db"
+    application = create_app(make_env(root, IMAGEDATA_DATABASE_URL=url))
+    sync_schema()
+    with database.connection_context():
+        headers = {name: {"X-Auth-Token": create_token(project, None, roles, None)[1], **JSON}
+                   for name, (project, roles) in CALLERS.items()}
+    matrix_db = database.obj
+    yield application, matrix_db, headers, root
+    database.initialize(matrix_db)
+    close_pool()
+    if made:
+        pg.drop_database(made)
+
+
+@pytest.fixture
+def cell(matrix_app):
+    """A matrix cell: no image in the database or the stores, the matrix's tokens still valid."""
+    application, matrix_db, headers, root = matrix_app
+    database.initialize(matrix_db)  # other tests of the module point the proxy elsewhere
+    yield Cell(application.test_client(), headers, root)
+    database.initialize(matrix_db)
+    with database.connection_context():
+        Image.delete().execute()  # properties, tags and members cascade
+    shutil.rmtree(root / "stores", ignore_errors=True)
+    for store in application.extensions["imagedata"].stores:
+        store.prepare()
 
 
 @pytest.fixture
@@ -198,9 +247,9 @@ def listed_ids(client, hdrs, query=""):
 
 
 @pytest.mark.parametrize("caller, visibility, expected", cells(SHOW))
-def test_show(client, headers, caller, visibility, expected):
-    image_id = make_image(client, headers, visibility, active=False)
-    response = client.get(f"/v2/images/{image_id}", headers=headers[caller])
+def test_show(cell, caller, visibility, expected):
+    image_id = make_image(cell.client, cell.headers, visibility, active=False)
+    response = cell.client.get(f"/v2/images/{image_id}", headers=cell.headers[caller])
     if expected == "200":
         assert response.status_code == 200, response.data
         assert response.get_json()["id"] == image_id
@@ -210,9 +259,9 @@ def test_show(client, headers, caller, visibility, expected):
 
 
 @pytest.mark.parametrize("caller, visibility, expected", cells(LIST))
-def test_list_contains(client, headers, caller, visibility, expected):
-    image_id = make_image(client, headers, visibility, active=False)
-    found = listed_ids(client, headers[caller])
+def test_list_contains(cell, caller, visibility, expected):
+    image_id = make_image(cell.client, cell.headers, visibility, active=False)
+    found = listed_ids(cell.client, cell.headers[caller])
     if expected == "403":
         assert found == 403
     else:
@@ -221,25 +270,25 @@ def test_list_contains(client, headers, caller, visibility, expected):
 
 
 @pytest.mark.parametrize("caller, visibility, expected", cells(UPLOAD))
-def test_upload(client, headers, tmp_path, caller, visibility, expected):
-    image_id = make_image(client, headers, visibility, active=False)
-    response = put_file(client, image_id, headers[caller])
-    image = image_row(client, headers, image_id)
+def test_upload(cell, caller, visibility, expected):
+    image_id = make_image(cell.client, cell.headers, visibility, active=False)
+    response = put_file(cell.client, image_id, cell.headers[caller])
+    image = image_row(cell.client, cell.headers, image_id)
     if expected == "204":
         assert response.status_code == 204, response.data
         assert image["status"] == "active" and image["size"] == len(DATA)
-        assert len(store_files(tmp_path)) == 1
+        assert len(store_files(cell.root)) == 1
     else:
         assert_error(response, int(expected), image_id)
         assert image["status"] == "queued"
         assert image["size"] is None and image["checksum"] is None
-        assert store_files(tmp_path) == []
+        assert store_files(cell.root) == []
 
 
 @pytest.mark.parametrize("caller, visibility, expected", cells(DOWNLOAD))
-def test_download(client, headers, caller, visibility, expected):
-    image_id = make_image(client, headers, visibility, active=True)
-    response = client.get(f"/v2/images/{image_id}/file", headers=headers[caller])
+def test_download(cell, caller, visibility, expected):
+    image_id = make_image(cell.client, cell.headers, visibility, active=True)
+    response = cell.client.get(f"/v2/images/{image_id}/file", headers=cell.headers[caller])
     if expected == "200":
         assert response.status_code == 200
         assert response.data == DATA
@@ -249,29 +298,29 @@ def test_download(client, headers, caller, visibility, expected):
 
 
 @pytest.mark.parametrize("caller, visibility, expected", cells(DELETE))
-def test_delete(client, headers, tmp_path, caller, visibility, expected):
-    image_id = make_image(client, headers, visibility, active=True)
-    response = client.delete(f"/v2/images/{image_id}", headers=headers[caller])
+def test_delete(cell, caller, visibility, expected):
+    image_id = make_image(cell.client, cell.headers, visibility, active=True)
+    response = cell.client.delete(f"/v2/images/{image_id}", headers=cell.headers[caller])
     if expected == "204":
         assert response.status_code == 204, response.data
-        assert image_row(client, headers, image_id) is None
-        assert store_files(tmp_path) == []
+        assert image_row(cell.client, cell.headers, image_id) is None
+        assert store_files(cell.root) == []
     else:
         assert_error(response, int(expected), image_id)
-        assert image_row(client, headers, image_id)["status"] == "active"
-        assert len(store_files(tmp_path)) == 1
+        assert image_row(cell.client, cell.headers, image_id)["status"] == "active"
+        assert len(store_files(cell.root)) == 1
 
 
 @pytest.mark.parametrize("caller, visibility, expected", cells(DEACTIVATE))
-def test_deactivate(client, headers, caller, visibility, expected):
-    image_id = make_image(client, headers, visibility, active=True)
-    response = client.post(f"/v2/images/{image_id}/actions/deactivate", headers=headers[caller])
+def test_deactivate(cell, caller, visibility, expected):
+    image_id = make_image(cell.client, cell.headers, visibility, active=True)
+    response = cell.client.post(f"/v2/images/{image_id}/actions/deactivate", headers=cell.headers[caller])
     if expected == "204":
         assert response.status_code == 204, response.data
-        assert image_row(client, headers, image_id)["status"] == "deactivated"
+        assert image_row(cell.client, cell.headers, image_id)["status"] == "deactivated"
     else:
         assert_error(response, int(expected), image_id)
-        assert image_row(client, headers, image_id)["status"] == "active"
+        assert image_row(cell.client, cell.headers, image_id)["status"] == "active"
 
 
 def test_matrix_tables_are_complete():
@@ -701,11 +750,12 @@ def test_noauth_refuses_non_loopback_bind(tmp_path, bind):
 
 
 @pytest.mark.parametrize("bind", ["127.0.0.1:9292", "localhost:9292", "[::1]:9292", "127.0.0.2:80", None])
-def test_noauth_allows_loopback_bind(tmp_path, bind):
-    extra = {"IMAGEDATA_AUTH": "noauth"}
+def test_noauth_allows_loopback_bind(tmp_path, db_url, bind):
+    extra = {"IMAGEDATA_AUTH": "noauth", "IMAGEDATA_DATABASE_URL": db_url}
     if bind is not None:
         extra["IMAGEDATA_BIND"] = bind
     application = create_app(make_env(tmp_path, **extra))
+    prepare_database(db_url)
     try:
         client = application.test_client()
         created = client.post("/v2/images", json={"name": "n", "visibility": "public",
@@ -717,8 +767,7 @@ def test_noauth_allows_loopback_bind(tmp_path, bind):
         assert client.get(f"/v2/images/{image['id']}/file").data == b"abc"
         assert client.get("/v2/info/stores/detail").status_code == 200
     finally:
-        if not database.is_closed():
-            database.close()
+        close_pool()
 
 
 def test_unknown_auth_mode_is_config_error(tmp_path):

@@ -91,8 +91,13 @@ class Server:
 
     @property
     def db_path(self) -> str:
-        """The SQLite database file of this server."""
+        """The SQLite database file of this server (when it runs on SQLite)."""
         return os.path.join(self.root, "data", "imagedata.db")
+
+    @property
+    def database_url(self) -> str:
+        """The database this server runs on: IMAGEDATA_DATABASE_URL, else its SQLite file."""
+        return self.env.get("IMAGEDATA_DATABASE_URL") or f"sqlite:///{self.db_path}"
 
     def run_cli(self, *args: str) -> subprocess.CompletedProcess:
         """Run the `imagedata` command and return the completed process (whatever its exit code)."""

@@ -1,7 +1,7 @@
 """Access control and quotas on the real service: gunicorn, 2 workers, real sockets, real threads.
 
 - strict image_size_total: two parallel uploads of 60% of the quota each, both framings, repeated:
-  exactly one 204 and one 413, never both;
+  exactly one 204 and one 413, never both (the races run on SQLite and on PostgreSQL);
 - deleting an image mid-upload frees its reservation once and keeps nothing;
 - a token is checked once per request: it may expire during a long upload;
 - identity headers are ignored in token mode; trusted-headers and noauth servers.
@@ -103,17 +103,17 @@ def status_of(call):
 
 
 @pytest.fixture(scope="module")
-def racer(server):
-    """A project with a 10 MiB image_size_total, and its token."""
-    server.cli("quota", "set", "--project", "racer", "--image-size-total", str(10 * MIB))
-    return hdrs(server.token("racer"))
+def racer(db_server):
+    """A project with a 10 MiB image_size_total, and its token (on each database backend)."""
+    db_server.cli("quota", "set", "--project", "racer", "--image-size-total", str(10 * MIB))
+    return hdrs(db_server.token("racer"))
 
 
 @pytest.mark.parametrize("framing", ["content-length", "chunked"])
 @pytest.mark.parametrize("round_", range(3))
-def test_two_parallel_uploads_of_60_percent_one_wins(server, racer, framing, round_):
+def test_two_parallel_uploads_of_60_percent_one_wins(db_server, racer, framing, round_):
     size = 6 * MIB
-    images = [create(server, racer), create(server, racer)]
+    images = [create(db_server, racer), create(db_server, racer)]
     start = threading.Barrier(2)
     results = {}
 
@@ -122,7 +122,7 @@ def test_two_parallel_uploads_of_60_percent_one_wins(server, racer, framing, rou
         data = body.sized() if framing == "content-length" else body.generator()
         start.wait(10)
         began = time.monotonic()
-        code, response = status_of(lambda: put(server, racer, images[index], data))
+        code, response = status_of(lambda: put(db_server, racer, images[index], data))
         results[index] = (code, response, began, time.monotonic())
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
@@ -138,24 +138,24 @@ def test_two_parallel_uploads_of_60_percent_one_wins(server, racer, framing, rou
     assert results[loser][3] < results[winner][3]
     assert results[loser][1].json()["code"] == "413 Request Entity Too Large"
     assert "image_size_total" in results[loser][1].json()["message"]
-    won, lost = show(server, racer, images[winner]).json(), show(server, racer, images[loser]).json()
+    won, lost = show(db_server, racer, images[winner]).json(), show(db_server, racer, images[loser]).json()
     assert (won["status"], won["size"]) == ("active", size)
     assert won["os_hash_value"] == streams.digest(winner + 20 * round_, size)
     assert (lost["status"], lost["size"], lost["checksum"]) == ("queued", None, None)
-    assert files_of(server, images[loser]) == []
-    assert len(files_of(server, images[winner])) == 1
-    assert usage(server, racer) == {"image_size_total": size, "image_count_total": 2, "image_count_uploading": 0}
+    assert files_of(db_server, images[loser]) == []
+    assert len(files_of(db_server, images[winner])) == 1
+    assert usage(db_server, racer) == {"image_size_total": size, "image_count_total": 2, "image_count_uploading": 0}
     # Clean up for the next round: everything is freed.
     for image_id in images:
-        assert requests.delete(f"{server.url}/v2/images/{image_id}", headers=racer, timeout=10).status_code == 204
-    assert usage(server, racer) == {"image_size_total": 0, "image_count_total": 0, "image_count_uploading": 0}
+        assert requests.delete(f"{db_server.url}/v2/images/{image_id}", headers=racer, timeout=10).status_code == 204
+    assert usage(db_server, racer) == {"image_size_total": 0, "image_count_total": 0, "image_count_uploading": 0}
 
 
-def test_many_parallel_small_uploads_never_exceed_the_quota(server):
+def test_many_parallel_small_uploads_never_exceed_the_quota(db_server):
     """Six 3 MiB uploads (mixed framings) against a 10 MiB quota: exactly three fit."""
-    server.cli("quota", "set", "--project", "crowd", "--image-size-total", str(10 * MIB))
-    crowd = hdrs(server.token("crowd"))
-    images = [create(server, crowd) for _ in range(6)]
+    db_server.cli("quota", "set", "--project", "crowd", "--image-size-total", str(10 * MIB))
+    crowd = hdrs(db_server.token("crowd"))
+    images = [create(db_server, crowd) for _ in range(6)]
     start = threading.Barrier(6)
     codes = {}
 
@@ -163,7 +163,7 @@ def test_many_parallel_small_uploads_never_exceed_the_quota(server):
         body = SlowBody(100 + index, 3 * MIB, pieces=6, pause=0.03)
         data = body.sized() if index % 2 else body.generator()
         start.wait(10)
-        codes[index] = status_of(lambda: put(server, crowd, images[index], data))[0]
+        codes[index] = status_of(lambda: put(db_server, crowd, images[index], data))[0]
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(6)]
     for t in threads:
@@ -172,61 +172,61 @@ def test_many_parallel_small_uploads_never_exceed_the_quota(server):
         t.join(60)
     assert sorted(codes.values()).count(204) <= 3, codes
     assert set(codes.values()) <= {204, 413}, codes
-    stored = usage(server, crowd)
+    stored = usage(db_server, crowd)
     assert stored["image_size_total"] == 3 * MIB * sorted(codes.values()).count(204) <= 10 * MIB
     assert stored["image_count_uploading"] == 0
     for index, code in codes.items():
-        state = show(server, crowd, images[index]).json()["status"]
+        state = show(db_server, crowd, images[index]).json()["status"]
         assert state == ("active" if code == 204 else "queued")
-        assert len(files_of(server, images[index])) == (1 if code == 204 else 0)
+        assert len(files_of(db_server, images[index])) == (1 if code == 204 else 0)
 
 
 @pytest.mark.parametrize("framing", ["content-length", "chunked"])
-def test_delete_during_upload_frees_once_keeps_nothing(server, framing):
+def test_delete_during_upload_frees_once_keeps_nothing(db_server, framing):
     project = f"deleter-{framing}"
-    server.cli("quota", "set", "--project", project, "--image-size-total", str(8 * MIB))
-    owner = hdrs(server.token(project))
-    image_id = create(server, owner)
+    db_server.cli("quota", "set", "--project", project, "--image-size-total", str(8 * MIB))
+    owner = hdrs(db_server.token(project))
+    image_id = create(db_server, owner)
     body = SlowBody(7, 6 * MIB, pieces=24, pause=0.05)
     data = body.sized() if framing == "content-length" else body.generator()
     result = {}
     thread = threading.Thread(target=lambda: result.update(
-        code=status_of(lambda: put(server, owner, image_id, data))[0]))
+        code=status_of(lambda: put(db_server, owner, image_id, data))[0]))
     thread.start()
     deadline = time.monotonic() + 10
-    while show(server, owner, image_id).json()["status"] != "saving" and time.monotonic() < deadline:
+    while show(db_server, owner, image_id).json()["status"] != "saving" and time.monotonic() < deadline:
         time.sleep(0.05)
-    during = usage(server, owner)
+    during = usage(db_server, owner)
     assert during["image_count_uploading"] == 1
     assert during["image_size_total"] == (6 * MIB if framing == "content-length" else 8 * MIB)
-    assert requests.delete(f"{server.url}/v2/images/{image_id}", headers=owner, timeout=10).status_code == 204
+    assert requests.delete(f"{db_server.url}/v2/images/{image_id}", headers=owner, timeout=10).status_code == 204
     thread.join(60)
     assert result["code"] == 410, result
-    assert usage(server, owner) == {"image_size_total": 0, "image_count_total": 0, "image_count_uploading": 0}
+    assert usage(db_server, owner) == {"image_size_total": 0, "image_count_total": 0, "image_count_uploading": 0}
     deadline = time.monotonic() + 10
-    while files_of(server, image_id) and time.monotonic() < deadline:
+    while files_of(db_server, image_id) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert files_of(server, image_id) == []
-    assert show(server, owner, image_id).status_code == 404
+    assert files_of(db_server, image_id) == []
+    assert show(db_server, owner, image_id).status_code == 404
     # The whole quota is available again, exactly once.
-    again = create(server, owner)
-    assert put(server, owner, again, b"x" * (8 * MIB + 1)).status_code == 413
-    assert put(server, owner, again, b"x" * (8 * MIB)).status_code == 204
-    assert usage(server, owner)["image_size_total"] == 8 * MIB
+    again = create(db_server, owner)
+    assert put(db_server, owner, again, b"x" * (8 * MIB + 1)).status_code == 413
+    assert put(db_server, owner, again, b"x" * (8 * MIB)).status_code == 204
+    assert usage(db_server, owner)["image_size_total"] == 8 * MIB
 
 
 @pytest.mark.parametrize("limit", [3, 0])
-def test_parallel_creates_respect_image_count_total(server, limit):
+def test_parallel_creates_respect_image_count_total(db_server, limit):
     """8 creates at once: exactly ``limit`` 201s (all 8 when unlimited), the rest 413; never 503."""
     project = f"counter-{limit}"
-    server.cli("quota", "set", "--project", project, "--image-count-total", str(limit))
-    counter = hdrs(server.token(project))
+    db_server.cli("quota", "set", "--project", project, "--image-count-total", str(limit))
+    counter = hdrs(db_server.token(project))
     start = threading.Barrier(8)
     codes = []
 
     def run():
         start.wait(10)
-        codes.append(requests.post(f"{server.url}/v2/images", json={"name": "n"}, headers=counter,
+        codes.append(requests.post(f"{db_server.url}/v2/images", json={"name": "n"}, headers=counter,
                                    timeout=30).status_code)
 
     threads = [threading.Thread(target=run) for _ in range(8)]
@@ -236,20 +236,20 @@ def test_parallel_creates_respect_image_count_total(server, limit):
         t.join(60)
     allowed = limit or 8
     assert sorted(codes) == [201] * allowed + [413] * (8 - allowed)
-    assert usage(server, counter)["image_count_total"] == allowed
+    assert usage(db_server, counter)["image_count_total"] == allowed
 
 
-def test_parallel_uploads_respect_image_count_uploading(server):
-    server.cli("quota", "set", "--project", "uploader", "--image-count-uploading", "1")
-    uploader = hdrs(server.token("uploader"))
-    images = [create(server, uploader), create(server, uploader)]
+def test_parallel_uploads_respect_image_count_uploading(db_server):
+    db_server.cli("quota", "set", "--project", "uploader", "--image-count-uploading", "1")
+    uploader = hdrs(db_server.token("uploader"))
+    images = [create(db_server, uploader), create(db_server, uploader)]
     start = threading.Barrier(2)
     results = {}
 
     def run(index):
         data = SlowBody(40 + index, 2 * MIB, pieces=16, pause=0.05).sized()
         start.wait(10)
-        code, response = status_of(lambda: put(server, uploader, images[index], data))
+        code, response = status_of(lambda: put(db_server, uploader, images[index], data))
         results[index] = (code, response)
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
@@ -260,9 +260,9 @@ def test_parallel_uploads_respect_image_count_uploading(server):
     assert sorted(code for code, _ in results.values()) == [204, 413], results
     loser = next(i for i, (code, _) in results.items() if code == 413)
     assert "image_count_uploading" in results[loser][1].json()["message"]
-    assert show(server, uploader, images[loser]).json()["status"] == "queued"
-    assert files_of(server, images[loser]) == []
-    assert usage(server, uploader)["image_count_uploading"] == 0
+    assert show(db_server, uploader, images[loser]).json()["status"] == "queued"
+    assert files_of(db_server, images[loser]) == []
+    assert usage(db_server, uploader)["image_count_uploading"] == 0
 
 
 # --------------------------------------------------------------------------- tokens are checked once

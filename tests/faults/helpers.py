@@ -103,7 +103,18 @@ def scrub(srv, *extra) -> tuple[int, int, str]:
 
 
 def db_rows(srv, where="1=1") -> list[dict]:
-    """Image rows read straight from the server's SQLite file (read-only)."""
+    """Image rows read straight from the server's database (SQLite file read-only, or PostgreSQL)."""
+    if srv.database_url.startswith("postgres"):
+        import psycopg2
+        import psycopg2.extras
+
+        con = psycopg2.connect(srv.database_url, connect_timeout=10)
+        try:
+            with con.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+                cur.execute(f"SELECT * FROM image WHERE {where}")
+                return [dict(r) for r in cur.fetchall()]
+        finally:
+            con.close()
     con = sqlite3.connect(f"file:{srv.db_path}?mode=ro", uri=True, timeout=30)
     try:
         con.row_factory = sqlite3.Row

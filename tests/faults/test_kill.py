@@ -152,9 +152,10 @@ def run_kill_loop(srv, token, uploads: int, mode: str):
 
 
 @pytest.fixture
-def kill_server(start_server):
+def kill_server(start_server, db_backend, server_database):
+    """A server of its own per test, on each database backend (lease recovery across processes)."""
     srv = start_server(IMAGEDATA_UPLOAD_LEASE_SECONDS=LEASE, IMAGEDATA_UPLOAD_IDLE_TIMEOUT=2,
-                       IMAGEDATA_LOG_LEVEL="WARNING")
+                       IMAGEDATA_LOG_LEVEL="WARNING", **server_database(db_backend))
     return srv, srv.token("p1")
 
 

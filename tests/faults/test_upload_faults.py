@@ -32,6 +32,24 @@ def token(srv):
     return srv.token("p1")
 
 
+@pytest.fixture(scope="module")
+def race_srv(request, db_backend, server_database, tmp_path_factory):
+    """The races on each database backend: ``srv`` on SQLite, a second server on PostgreSQL."""
+    if db_backend == "sqlite":
+        yield request.getfixturevalue("srv")
+        return
+    server = Server(tmp_path_factory.mktemp(f"faults-upload-{db_backend}"), IMAGEDATA_UPLOAD_LEASE_SECONDS=LEASE,
+                    IMAGEDATA_UPLOAD_IDLE_TIMEOUT=2, IMAGEDATA_LOG_LEVEL="WARNING",
+                    **server_database(db_backend)).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def race_token(race_srv):
+    return race_srv.token("p1")
+
+
 def _assert_clean_queued(srv, token, image_id):
     code, image = show(srv, token, image_id)
     assert code == 200
@@ -95,8 +113,8 @@ def test_client_half_closes_and_reads_the_400(srv, token):
 
 
 @pytest.mark.parametrize("round_", range(3))
-def test_two_uploads_one_wins(srv, token, round_):
-    image_id = create(srv, token)
+def test_two_uploads_one_wins(race_srv, race_token, round_):
+    image_id = create(race_srv, race_token)
     size = 3 * MIB
     barrier = threading.Barrier(2)
     results = {}
@@ -109,7 +127,7 @@ def test_two_uploads_one_wins(srv, token, round_):
 
     def run(seed):
         try:
-            results[seed] = put(srv, token, image_id, body(seed)).status_code
+            results[seed] = put(race_srv, race_token, image_id, body(seed)).status_code
         except requests.RequestException as exc:  # the loser may be cut off while still sending
             results[seed] = type(exc).__name__
 
@@ -122,19 +140,19 @@ def test_two_uploads_one_wins(srv, token, round_):
     assert codes[0] == "204" and codes[1] in ("409", "ConnectionError"), results
     winner = next(seed for seed, code in results.items() if code == 204)
     count("races run")
-    code, image = show(srv, token, image_id)
+    code, image = show(race_srv, race_token, image_id)
     assert (image["status"], image["os_hash_value"]) == ("active", streams.digest(winner, size))
-    assert download_sha512(srv, token, image_id)[1] == streams.digest(winner, size)
-    assert len(files_of(srv, image_id)) == 1
+    assert download_sha512(race_srv, race_token, image_id)[1] == streams.digest(winner, size)
+    assert len(files_of(race_srv, image_id)) == 1
 
 
-def test_second_upload_gets_409_before_any_byte(srv, token):
+def test_second_upload_gets_409_before_any_byte(race_srv, race_token):
     """The loser is refused on its headers alone, while the winner streams."""
-    image_id = create(srv, token)
-    first = RawUpload(srv, token, image_id, chunked=True)
+    image_id = create(race_srv, race_token)
+    first = RawUpload(race_srv, race_token, image_id, chunked=True)
     first.send(b"a" * MIB)
-    assert wait_status(srv, token, image_id, ("saving",), timeout=5) == "saving"
-    second = raw_request(srv, request_head("PUT", f"/v2/images/{image_id}/file", token, [
+    assert wait_status(race_srv, race_token, image_id, ("saving",), timeout=5) == "saving"
+    second = raw_request(race_srv, request_head("PUT", f"/v2/images/{image_id}/file", race_token, [
         ("Content-Type", "application/octet-stream"), ("Content-Length", str(MIB))]), timeout=5)
     assert second is not None and second.status == 409, second
     first.send(b"b" * MIB)
@@ -142,32 +160,32 @@ def test_second_upload_gets_409_before_any_byte(srv, token):
     response = first.wait()
     first.close()
     assert response is not None and response.status == 204, response
-    assert show(srv, token, image_id)[1]["size"] == 2 * MIB
-    assert len(files_of(srv, image_id)) == 1
+    assert show(race_srv, race_token, image_id)[1]["size"] == 2 * MIB
+    assert len(files_of(race_srv, image_id)) == 1
 
 
 # -- delete during upload -------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("framing", ["content-length", "chunked"])
-def test_delete_during_upload(srv, token, framing):
+def test_delete_during_upload(race_srv, race_token, framing):
     """DELETE answers 204 at once, the image is 404, the uploader gets 410, no file, usage unchanged."""
-    image_id = create(srv, token)
-    before = usage(srv, token)
+    image_id = create(race_srv, race_token)
+    before = usage(race_srv, race_token)
     size = 16 * MIB
     chunked = framing == "chunked"
-    upload = RawUpload(srv, token, image_id, content_length=None if chunked else size, chunked=chunked,
+    upload = RawUpload(race_srv, race_token, image_id, content_length=None if chunked else size, chunked=chunked,
                        extra=[("x-openstack-image-size", str(size))])
     sent = 0
     for part in streams.chunks(6, 2 * MIB, 256 * 1024):
         upload.send(part)
         sent += len(part)
-    assert wait_status(srv, token, image_id, ("saving",), timeout=5) == "saving"
+    assert wait_status(race_srv, race_token, image_id, ("saving",), timeout=5) == "saving"
     started = time.monotonic()
-    deleted = requests.delete(f"{srv.url}/v2/images/{image_id}", headers={"X-Auth-Token": token}, timeout=10)
+    deleted = requests.delete(f"{race_srv.url}/v2/images/{image_id}", headers={"X-Auth-Token": race_token}, timeout=10)
     assert deleted.status_code == 204
     assert time.monotonic() - started < 2, "DELETE waited for the upload"
-    assert show(srv, token, image_id)[0] == 404
+    assert show(race_srv, race_token, image_id)[0] == 404
     # Keep sending slowly: the uploader notices at its next heartbeat (every ~1 s) and answers 410.
     deadline = time.monotonic() + 15
     while not upload.done.is_set() and time.monotonic() < deadline and sent < size - 256 * 1024:
@@ -180,11 +198,11 @@ def test_delete_during_upload(srv, token, framing):
     assert response is not None and response.status == 410, (response, sent)
     assert sent < size - 256 * 1024, "the deletion was not noticed before the body ended"
     deadline = time.monotonic() + 5
-    while files_of(srv, image_id) and time.monotonic() < deadline:
+    while files_of(race_srv, image_id) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert files_of(srv, image_id) == []
-    _assert_usage_after_delete(srv, token, before)
-    assert put(srv, token, image_id, b"again").status_code == 404
+    assert files_of(race_srv, image_id) == []
+    _assert_usage_after_delete(race_srv, race_token, before)
+    assert put(race_srv, race_token, image_id, b"again").status_code == 404
 
 
 def _assert_usage_after_delete(srv, token, before, deleted=1):
@@ -251,14 +269,14 @@ def run_delete_races(srv, token, rounds):
     return outcomes
 
 
-def test_delete_races_upload_completion(srv, token):
-    outcomes = run_delete_races(srv, token, 20)
+def test_delete_races_upload_completion(race_srv, race_token):
+    outcomes = run_delete_races(race_srv, race_token, 20)
     assert set(outcomes) <= {204, 410} and sum(outcomes.values()) == 20, outcomes
 
 
 @pytest.mark.slow
-def test_delete_races_upload_completion_200(srv, token):
-    outcomes = run_delete_races(srv, token, 200)
+def test_delete_races_upload_completion_200(race_srv, race_token):
+    outcomes = run_delete_races(race_srv, race_token, 200)
     assert set(outcomes) <= {204, 410} and sum(outcomes.values()) == 200, outcomes
 
 

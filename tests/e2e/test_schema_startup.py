@@ -1,0 +1,55 @@
+"""What the real server does at start-up with the schema, on SQLite and PostgreSQL (``db_backend``).
+
+gunicorn's master (gunicorn.conf.py's ``on_starting``) sets up an empty database, refuses an
+outdated one with a message naming ``imagedata db-sync``, and serves once db-sync upgraded it.
+"""
+from __future__ import annotations
+
+import pytest
+import requests
+
+from imagedata.migrations import latest_version
+from tests.databases import make_version_1_database
+from tests.e2e.server import Server
+
+pytestmark = pytest.mark.e2e
+ACTIVE = "11111111-1111-4111-8111-111111111111"
+
+
+def test_empty_database_is_set_up_at_start(tmp_path, db_backend, server_database):
+    srv = Server(tmp_path / "srv", **server_database(db_backend)).start()
+    try:
+        token = srv.token("p1")
+        created = requests.post(f"{srv.url}/v2/images", json={"name": "first"}, headers={"X-Auth-Token": token},
+                                timeout=10)
+        assert created.status_code == 201, created.text
+        assert f"schema version {latest_version()} (already up to date)" in srv.cli("db-sync")
+    finally:
+        srv.stop()
+
+
+def test_outdated_database_refuses_to_start_until_db_sync(tmp_path, db_backend, server_database):
+    srv = Server(tmp_path / "srv", **server_database(db_backend))
+    make_version_1_database(srv.database_url)
+    with pytest.raises(RuntimeError, match="gunicorn exited"):
+        srv.start()
+    assert srv.proc.returncode == 1
+    log = srv.log()
+    assert (f"imagedata cannot start: the database schema is at version 1 and this imagedata needs version "
+            f"{latest_version()}: back up the database, then run `imagedata db-sync`") in log
+    assert "Traceback" not in log
+    assert "Booting worker" not in log  # refused before any worker started
+
+    refused = srv.run_cli("token", "create", "--project", "p1")
+    assert refused.returncode == 1 and "run `imagedata db-sync`" in refused.stderr, refused.stderr
+    assert f"schema version {latest_version()} (upgraded from version 1)" in srv.cli("db-sync")
+
+    srv.start()
+    try:
+        image = requests.get(f"{srv.url}/v2/images/{ACTIVE}", headers={"X-Auth-Token": srv.token("p1")},
+                             timeout=10)
+        assert image.status_code == 200, image.text
+        assert (image.json()["name"], image.json()["size"], image.json()["visibility"]) == (
+            "cirros", 5 << 30, "public")
+    finally:
+        srv.stop()

@@ -1,0 +1,264 @@
+"""Schema versions and `imagedata db-sync`, on SQLite and on PostgreSQL (``db_backend``).
+
+A version-1 database (the frozen DDL in tests/fixtures/schema_v1, with rows in every state)
+is upgraded and must end with its rows intact and exactly the schema a fresh database gets
+from the models; a step left out of imagedata/migrations.py fails here.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from peewee import BigIntegerField, IntegerField
+
+from imagedata.app import create_app
+from imagedata.db import close_pool, database, init_database
+from imagedata.migrations import (STEPS, SchemaError, SchemaVersion, Step, check_schema, current_version,
+                                  latest_version, sync_schema)
+from imagedata.models import Image, ImageMember, ImageProperty, ImageTag, ProjectQuota, Token
+from tests.conftest import make_env
+from tests.databases import make_version_1_database
+
+LATEST = latest_version()
+BIN = os.path.dirname(sys.executable)
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ACTIVE, QUEUED, SAVING, DELETED = (f"{d * 8}-{d * 4}-4{d * 3}-8{d * 3}-{d * 12}" for d in "1234")
+
+
+@pytest.fixture
+def new_database(db_backend, request, tmp_path):
+    """A factory of empty databases of the backend under test (URLs); the proxy is closed after."""
+    made = []
+
+    def factory() -> str:
+        if db_backend == "sqlite":
+            return f"sqlite:///{tmp_path}/db{len(made) + 1}/imagedata.db"
+        pg = request.getfixturevalue("postgres")
+        made.append((pg, pg.create_database("imagedata_migrate")))
+        return pg.url(made[-1][1])
+
+    yield factory
+    close_pool()
+    for pg, name in made:
+        pg.drop_database(name)
+
+
+@pytest.fixture
+def empty_db(new_database):
+    """The proxy pointed at a new empty database; returns its URL."""
+    url = new_database()
+    if url.startswith("sqlite"):
+        os.makedirs(os.path.dirname(url.split("sqlite:///", 1)[1]), exist_ok=True)
+    init_database(url)
+    return url
+
+
+def versions() -> list[tuple[int, str]]:
+    with database.connection_context():
+        return [(row.version, row.description) for row in SchemaVersion.select().order_by(SchemaVersion.version)]
+
+
+def describe_schema() -> dict:
+    """Every table's columns, indexes and foreign keys, as the database itself reports them."""
+    schema = {}
+    with database.connection_context():
+        for table in database.get_tables():
+            columns = {c.name: (c.data_type.lower(), c.null, c.primary_key, c.default)
+                       for c in database.get_columns(table)}
+            indexes = {(i.name, tuple(i.columns), i.unique) for i in database.get_indexes(table)}
+            keys = {(k.column, k.dest_table, k.dest_column) for k in database.get_foreign_keys(table)}
+            schema[table] = (columns, indexes, keys)
+    return schema
+
+
+def fresh_schema(new_database) -> dict:
+    """The schema of a database made from scratch from the models (in a second database)."""
+    url = new_database()
+    if url.startswith("sqlite"):
+        os.makedirs(os.path.dirname(url.split("sqlite:///", 1)[1]), exist_ok=True)
+    previous = database.obj
+    init_database(url)
+    try:
+        sync_schema()
+        return describe_schema()
+    finally:
+        close_pool()
+        database.initialize(previous)
+
+
+def test_empty_database_gets_the_latest_schema_once(empty_db):
+    assert sync_schema() == (None, LATEST)
+    assert versions() == [(LATEST, "schema created")]
+    assert sync_schema() == (LATEST, LATEST)
+    assert versions() == [(LATEST, "schema created")]
+    with database.connection_context():
+        assert check_schema() == LATEST
+    tables = set(describe_schema())
+    assert tables == {m._meta.table_name for m in (Image, ImageProperty, ImageTag, ImageMember, Token,
+                                                   ProjectQuota, SchemaVersion)}
+
+
+def test_version_1_database_is_upgraded_with_its_rows(empty_db, new_database):
+    make_version_1_database(empty_db)
+    with database.connection_context():
+        assert current_version() == 1
+        with pytest.raises(SchemaError, match=r"at version 1 .* needs version \d+: .*run `imagedata db-sync`"):
+            check_schema()
+
+    assert sync_schema() == (1, LATEST)
+    assert versions() == [(1, "unversioned schema adopted as version 1")] + [
+        (step.version, step.description) for step in STEPS]
+    assert describe_schema() == fresh_schema(new_database)
+    assert sync_schema() == (LATEST, LATEST)  # idempotent
+    assert len(versions()) == 1 + len(STEPS)
+
+    with database.connection_context():
+        assert check_schema() == LATEST
+        active = Image.get_by_id(ACTIVE)
+        assert (active.name, active.status, active.visibility, active.protected, active.os_hidden) == (
+            "cirros", "active", "public", True, False)
+        assert (active.size, active.virtual_size, active.min_disk, active.min_ram) == (5 << 30, 10 << 30, 1, 512)
+        assert (active.checksum, active.os_hash_algo, len(active.os_hash_value)) == (
+            "5d41402abc4b2a76b9719d911017c592", "sha512", 128)
+        assert (active.store, active.data_key, active.upload_state) == ("local", "a" * 32, None)
+        assert active.created_at == datetime.datetime(2025, 3, 1, 10, 0, 0)
+        saving = Image.get_by_id(SAVING)
+        assert (saving.status, saving.upload_token, saving.upload_host, saving.upload_pid, saving.reserved_bytes) == (
+            "saving", "b" * 32, "host-a:0123abcd", 4242, 1 << 20)
+        assert saving.upload_heartbeat == datetime.datetime(2025, 3, 3, 12, 0, 30)
+        queued = Image.get_by_id(QUEUED)
+        assert (queued.name, queued.status, queued.os_hidden, queued.size, queued.owner) == (
+            None, "queued", True, None, "p2")
+        deleted = Image.get_by_id(DELETED)
+        assert (deleted.deleted, deleted.deleted_at, deleted.data_error) == (
+            True, datetime.datetime(2025, 3, 4, 14, 0, 0), "data file missing")
+        assert {(p.image_id, p.name, p.value) for p in ImageProperty.select()} == {
+            (ACTIVE, "os_distro", "cirros"), (ACTIVE, "hw_disk_bus", "virtio"),
+            (SAVING, "note", "a long value with 'quotes' and unicode: été")}
+        assert sorted(t.value for t in ImageTag.select().where(ImageTag.image == ACTIVE)) == ["gold", "tested"]
+        member = ImageMember.get()
+        assert (member.image_id, member.member, member.status) == (QUEUED, "p9", "accepted")
+        assert {(t.token_id, t.project_id, t.roles, t.revoked) for t in Token.select()} == {
+            ("tok1", "p1", "admin,member", False), ("tok2", "p2", "reader", True)}
+        quota = ProjectQuota.get_by_id("p1")
+        assert (quota.image_size_total, quota.image_count_total, quota.image_count_uploading, quota.serial) == (
+            10 << 30, 5, None, 17)
+        # The upgraded schema takes the new columns and still cascades deletes to the children.
+        Image.update(upload_state="attempt-state").where(Image.id == SAVING).execute()
+        assert Image.get_by_id(SAVING).upload_state == "attempt-state"
+        Image.delete().where(Image.id == ACTIVE).execute()
+        assert ImageProperty.select().where(ImageProperty.image == ACTIVE).count() == 0
+        assert ImageTag.select().count() == 0
+
+
+def test_a_table_rebuild_keeps_every_child_row(empty_db):
+    """A NOT NULL column makes SQLite rebuild the table: the children must not be cascaded away."""
+    make_version_1_database(empty_db)
+    extra = Step(LATEST + 1, "test: a NOT NULL column with a default",
+                 lambda m: [m.add_column("image", "test_generation", IntegerField(default=7))])
+    assert sync_schema(STEPS + (extra,)) == (1, LATEST + 1)
+    with database.connection_context():
+        assert [row[0] for row in database.execute_sql('SELECT DISTINCT test_generation FROM "image"')] == [7]
+        assert (ImageProperty.select().count(), ImageTag.select().count(), ImageMember.select().count()) == (3, 2, 1)
+        Image.delete().where(Image.id == QUEUED).execute()
+        assert ImageMember.select().count() == 0  # the foreign key still cascades
+        # This code's own steps stop one version short: the database is too new for it.
+        with pytest.raises(SchemaError, match=f"version {LATEST + 1}, newer than this imagedata"):
+            check_schema()
+    with pytest.raises(SchemaError, match="newer than this imagedata"):
+        sync_schema()
+    assert versions()[-1][0] == LATEST + 1
+
+
+def test_a_failed_step_changes_nothing(empty_db):
+    make_version_1_database(empty_db)
+    broken = Step(LATEST + 1, "test: fails half-way", lambda m: [
+        m.add_column("image", "test_half", BigIntegerField(null=True)),
+        m.add_column("image", "name", BigIntegerField(null=True)),  # exists: the database refuses
+    ])
+    with pytest.raises(Exception):
+        sync_schema(STEPS + (broken,))
+    with database.connection_context():
+        assert current_version() == 1
+        assert "test_half" not in {c.name for c in database.get_columns("image")}
+        assert "schema_version" not in database.get_tables()
+        assert Image.select().count() == 4
+
+
+def test_steps_must_follow_each_other():
+    skipping = Step(LATEST + 2, "test: skips a version", lambda m: [])
+    with pytest.raises(ValueError, match=f"has version {LATEST + 2}, not {LATEST + 1}"):
+        sync_schema(STEPS + (skipping,))
+
+
+def test_unversioned_database_with_upload_state_is_version_2(empty_db):
+    """A database made by create_tables() after upload_state joined the model, before versions."""
+    make_version_1_database(empty_db)
+    with database.connection_context():
+        database.execute_sql('ALTER TABLE "image" ADD COLUMN "upload_state" TEXT')
+        assert current_version() == 2
+    assert sync_schema() == (2, LATEST)
+    assert versions()[0] == (2, "unversioned schema adopted as version 2")
+
+
+def test_commands_on_an_empty_database_say_run_db_sync(empty_db, tmp_path):
+    app = create_app(make_env(tmp_path, IMAGEDATA_DATABASE_URL=empty_db))
+    result = app.test_cli_runner().invoke(args=["token", "create", "--project", "p1"])
+    assert result.exit_code == 1
+    assert "the database has no imagedata tables: run `imagedata db-sync`" in result.output
+    assert "Traceback" not in result.output
+    done = app.test_cli_runner().invoke(args=["db-sync"])
+    assert done.exit_code == 0, done.output
+    assert f"database ready at schema version {LATEST} (created)" in done.output
+    again = app.test_cli_runner().invoke(args=["db-sync"])
+    assert f"database ready at schema version {LATEST} (already up to date)" in again.output
+    assert app.test_cli_runner().invoke(args=["token", "create", "--project", "p1"]).exit_code == 0
+
+
+class HeldLock:
+    """Hold the lock db-sync takes (PostgreSQL: the advisory lock; SQLite: the write lock)."""
+
+    def __init__(self, url: str):
+        self.url = url
+
+    def __enter__(self):
+        from imagedata.migrations import ADVISORY_LOCK_KEY
+
+        if self.url.startswith("sqlite"):
+            import sqlite3
+
+            self.con = sqlite3.connect(self.url.split("sqlite:///", 1)[1], isolation_level=None)
+            self.con.execute("PRAGMA journal_mode=wal")  # as imagedata's first connection leaves it
+            self.con.execute("BEGIN IMMEDIATE")
+        else:
+            import psycopg2
+
+            self.con = psycopg2.connect(self.url)
+            self.con.autocommit = True
+            self.con.cursor().execute("SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
+        return self
+
+    def __exit__(self, *exc):
+        if self.url.startswith("sqlite"):
+            self.con.execute("ROLLBACK")
+        self.con.close()
+
+
+def test_concurrent_db_syncs_create_the_schema_once(empty_db, tmp_path):
+    """Two hosts start at once: both db-syncs wait for the lock, one creates, the other finds it done."""
+    env = {**os.environ, **make_env(tmp_path, IMAGEDATA_DATABASE_URL=empty_db)}
+    with HeldLock(empty_db):
+        procs = [subprocess.Popen([os.path.join(BIN, "imagedata"), "db-sync"], cwd=REPO, env=env, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(2)]
+        time.sleep(2.5)  # long enough for both to start and reach the lock
+        assert [p.poll() for p in procs] == [None, None], "db-sync did not wait for the lock"
+    outputs = [p.communicate(timeout=60)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    assert sorted("(created)" in out for out in outputs) == [False, True], outputs
+    assert sum("(already up to date)" in out for out in outputs) == 1, outputs
+    assert versions() == [(LATEST, "schema created")]
+
