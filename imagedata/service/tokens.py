@@ -1,9 +1,18 @@
-"""API tokens: random secrets shown once; only their SHA-256 is stored."""
+"""API tokens: random secrets shown once; only their SHA-256 is stored.
+
+Each worker process keeps the tokens it validated in a small cache for
+``TOKEN_CACHE_SECONDS`` (never past a token's expiry), so a burst of small requests
+does not look the same token up again and again. The price: a token revoked with
+``imagedata token revoke`` (another process) keeps working for at most that long
+in the workers that saw it. Unknown, revoked and expired tokens are never cached.
+"""
 from __future__ import annotations
 
 import datetime
 import hashlib
 import secrets
+import threading
+import time
 from urllib.parse import unquote
 
 from imagedata.db import prepared
@@ -11,6 +20,48 @@ from imagedata.models import Token, utcnow
 from imagedata.policy import Caller
 
 TOKEN_PREFIX = "idt_"
+TOKEN_CACHE_SECONDS = 5.0
+TOKEN_CACHE_SIZE = 1024
+
+
+class TokenCache:
+    """Validated tokens of this process: token hash -> (caller, monotonic deadline)."""
+
+    def __init__(self, seconds: float = TOKEN_CACHE_SECONDS, size: int = TOKEN_CACHE_SIZE):
+        self.seconds = seconds
+        self.size = size
+        self.entries: dict[str, tuple[Caller, float]] = {}
+        self.lock = threading.Lock()
+
+    def get(self, digest: str) -> Caller | None:
+        """The cached caller of a token hash, if still fresh."""
+        entry = self.entries.get(digest)
+        if entry is None:
+            return None
+        if entry[1] <= time.monotonic():
+            self.entries.pop(digest, None)
+            return None
+        return entry[0]
+
+    def put(self, digest: str, caller: Caller, expires_at: datetime.datetime | None) -> None:
+        """Remember a validated token until the cache lifetime or its expiry, whichever comes first."""
+        lifetime = self.seconds
+        if expires_at is not None:
+            lifetime = min(lifetime, (expires_at - utcnow()).total_seconds())
+        if lifetime <= 0:
+            return
+        with self.lock:
+            while len(self.entries) >= self.size:
+                self.entries.pop(next(iter(self.entries)), None)  # the oldest entry
+            self.entries[digest] = (caller, time.monotonic() + lifetime)
+
+    def clear(self) -> None:
+        """Forget every token (after a revocation in this process)."""
+        with self.lock:
+            self.entries.clear()
+
+
+CACHE = TokenCache()
 
 
 def hash_token(secret: str) -> str:
@@ -36,12 +87,18 @@ def caller_for_token(header_value: str | None) -> Caller | None:
     secret = unquote(header_value.strip())  # glanceclient percent-encodes the token
     if not secret.startswith(TOKEN_PREFIX) or len(secret) > 128:
         return None
+    digest = hash_token(secret)
+    caller = CACHE.get(digest)
+    if caller is not None:
+        return caller
     rows = prepared(Token, "token-by-hash", lambda digest: Token.select().where(Token.token_hash == digest),
-                    digest=hash_token(secret))
+                    digest=digest)
     row = next(iter(rows), None)
     if row is None or row.revoked or (row.expires_at is not None and row.expires_at <= utcnow()):
         return None
-    return Caller.with_roles(row.user_id, row.project_id, row.roles.split(","))
+    caller = Caller.with_roles(row.user_id, row.project_id, row.roles.split(","))
+    CACHE.put(digest, caller, row.expires_at)
+    return caller
 
 
 def list_tokens(project: str | None = None) -> list[Token]:
@@ -54,4 +111,6 @@ def list_tokens(project: str | None = None) -> list[Token]:
 
 def revoke_token(token_id: str) -> bool:
     """Revoke a token by its public id; False if there is no such token."""
-    return Token.update(revoked=True).where(Token.token_id == token_id).execute() == 1
+    revoked = Token.update(revoked=True).where(Token.token_id == token_id).execute() == 1
+    CACHE.clear()
+    return revoked
