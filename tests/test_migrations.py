@@ -36,7 +36,8 @@ def new_database(db_backend, request, tmp_path):
 
     def factory() -> str:
         if db_backend == "sqlite":
-            return f"sqlite:///{tmp_path}/db{len(made) + 1}/imagedata.db"
+            made.append((None, f"db{len(made) + 1}"))
+            return f"sqlite:///{tmp_path}/{made[-1][1]}/imagedata.db"
         pg = request.getfixturevalue("postgres")
         made.append((pg, pg.create_database("imagedata_migrate")))
         return pg.url(made[-1][1])
@@ -44,7 +45,8 @@ def new_database(db_backend, request, tmp_path):
     yield factory
     close_pool()
     for pg, name in made:
-        pg.drop_database(name)
+        if pg is not None:
+            pg.drop_database(name)
 
 
 @pytest.fixture
@@ -73,6 +75,24 @@ def describe_schema() -> dict:
             keys = {(k.column, k.dest_table, k.dest_column) for k in database.get_foreign_keys(table)}
             schema[table] = (columns, indexes, keys)
     return schema
+
+
+def schema_difference(upgraded: dict, fresh: dict) -> str:
+    """Say which tables, columns and indexes an upgrade got wrong (or which step is missing)."""
+    lines = []
+    for table in sorted(set(upgraded) | set(fresh)):
+        if table not in upgraded or table not in fresh:
+            lines.append(f"table {table}: {'missing after the upgrade' if table in fresh else 'not in the models'}")
+            continue
+        (up_columns, up_indexes, up_keys), (new_columns, new_indexes, new_keys) = upgraded[table], fresh[table]
+        for name in sorted(set(up_columns) | set(new_columns)):
+            if up_columns.get(name) != new_columns.get(name):
+                lines.append(f"column {table}.{name}: upgraded {up_columns.get(name)}, models {new_columns.get(name)}")
+        for kind, up, new in (("index", up_indexes, new_indexes), ("foreign key", up_keys, new_keys)):
+            lines += [f"{kind} of {table} {item}: only after the upgrade" for item in sorted(up - new)]
+            lines += [f"{kind} of {table} {item}: only in the models" for item in sorted(new - up)]
+    return ("the upgraded schema is not the models' (a step missing from imagedata/migrations.py?):\n  "
+            + "\n  ".join(lines))
 
 
 def fresh_schema(new_database) -> dict:
@@ -112,7 +132,8 @@ def test_version_1_database_is_upgraded_with_its_rows(empty_db, new_database):
     assert sync_schema() == (1, LATEST)
     assert versions() == [(1, "unversioned schema adopted as version 1")] + [
         (step.version, step.description) for step in STEPS]
-    assert describe_schema() == fresh_schema(new_database)
+    upgraded, fresh = describe_schema(), fresh_schema(new_database)
+    assert upgraded == fresh, schema_difference(upgraded, fresh)
     assert sync_schema() == (LATEST, LATEST)  # idempotent
     assert len(versions()) == 1 + len(STEPS)
 
