@@ -40,7 +40,8 @@ class Case:
 
 def qemu_img(*args: str) -> None:
     """Run qemu-img (never with a path outside the corpus as an output)."""
-    subprocess.run(["qemu-img", *args], check=True, capture_output=True, timeout=60)
+    done = subprocess.run(["qemu-img", *args], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, f"qemu-img {' '.join(args)}: {done.stderr.strip()}"
 
 
 def build(root: Path) -> list[Case]:
