@@ -23,7 +23,11 @@ def pytest_addoption(parser):
 
 
 def pytest_generate_tests(metafunc):
-    """Every test that uses the database (through ``app`` or ``db_backend``) runs once per backend."""
+    """Every test that uses the database (through ``app`` or ``db_backend``) runs once per backend.
+
+    A module whose tests are about something else (HTTP parsing, documents) names the backends
+    it needs in a module-level ``DB_BACKENDS`` tuple, e.g. ``("sqlite",)``.
+    """
     if "db_backend" not in metafunc.fixturenames:
         return
     if any(mark.args and mark.args[0] == "db_backend" for mark in metafunc.definition.iter_markers("parametrize")):
@@ -32,6 +36,8 @@ def pytest_generate_tests(metafunc):
     unknown = sorted(set(backends) - set(DB_BACKENDS))
     if unknown:
         raise pytest.UsageError(f"--db-backends: unknown backend {unknown[0]!r} (known: {', '.join(DB_BACKENDS)})")
+    wanted = getattr(metafunc.module, "DB_BACKENDS", DB_BACKENDS)
+    backends = [name for name in backends if name in wanted] or list(wanted[:1])
     metafunc.parametrize("db_backend", backends, indirect=True, scope="module")
 
 

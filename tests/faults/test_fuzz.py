@@ -13,6 +13,8 @@ from tests.conftest import store_files
 from tests.e2e.server import Server
 from tests.faults.helpers import count, saw
 
+# Header parsing, not the database: SQLite only (the other modules cover PostgreSQL).
+DB_BACKENDS = ("sqlite",)
 HEADER_TEXT = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"),
                       max_size=40)
 SIZES = st.one_of(st.sampled_from(["-1", "abc", "1e3", "99999999999999999999999", "", " 5 ", "5", "0", "0x5",
