@@ -24,7 +24,7 @@ $(VENV)/.installed: $(BIN)/python setup.cfg setup.py
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed setup.cfg
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,keystone]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -12,6 +12,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 from imagedata.api import data, images, info, members, openapi, schema_docs, versions
 from imagedata.api.connection import CloseAfterRefusedBody
 from imagedata.api.errors import register_error_handlers
+from imagedata.auth import wrap_wsgi
 from imagedata.cli import register_commands
 from imagedata.config import ConfigError, Settings, load_settings
 from imagedata.db import UNAVAILABLE_ERRORS, close_pool, database, init_database
@@ -47,7 +48,7 @@ def create_app(env: dict | None = None, **overrides) -> Flask:
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     register_commands(app)
-    app.wsgi_app = versions.VersionPrefixMiddleware(CloseAfterRefusedBody(app.wsgi_app))
+    app.wsgi_app = versions.VersionPrefixMiddleware(CloseAfterRefusedBody(wrap_wsgi(app.wsgi_app, settings)))
     if settings.auth == "noauth":
         log.warning("AUTHENTICATION IS OFF (IMAGEDATA_AUTH=noauth): every caller is an admin. "
                     "Use this only on loopback for local work.")

@@ -5,13 +5,17 @@ import logging
 
 from flask import current_app, g, request
 
-from imagedata.errors import Unauthorized
+from imagedata.config import ConfigError, Settings
+from imagedata.errors import ServiceUnavailable, Unauthorized
 from imagedata.policy import Caller
 from imagedata.service.tokens import caller_for_token
 
 log = logging.getLogger(__name__)
 
 NOAUTH_CALLER = Caller.with_roles("local-admin", "local", ["admin"])
+AUTH_REQUIRED = "The request you have made requires authentication."
+# Set by imagedata.keystone on a request whose tokens Keystone could not be asked about.
+KEYSTONE_UNREACHABLE_KEY = "imagedata.keystone_unreachable"
 
 
 def authenticate() -> None:
@@ -23,20 +27,51 @@ def authenticate() -> None:
     if mode == "trusted-headers":
         g.caller = _caller_from_headers()
         return
+    if mode == "keystone":
+        g.caller = _caller_from_keystone()
+        return
     caller = caller_for_token(request.headers.get("X-Auth-Token"))
     if caller is None:
-        raise Unauthorized("The request you have made requires authentication.")
+        raise Unauthorized(AUTH_REQUIRED)
     g.caller = caller
 
 
 def _caller_from_headers() -> Caller:
     """Identity set by an authenticating proxy (which must strip these from clients)."""
     if request.headers.get("X-Identity-Status") != "Confirmed":
-        raise Unauthorized("The request you have made requires authentication.")
+        raise Unauthorized(AUTH_REQUIRED)
     project = request.headers.get("X-Project-Id") or request.headers.get("X-Tenant-Id") or None
     user = request.headers.get("X-User-Id") or request.headers.get("X-User") or None
     roles = (request.headers.get("X-Roles") or "").split(",")
     return Caller.with_roles(user, project, roles)
+
+
+def _caller_from_keystone() -> Caller:
+    """Identity from keystonemiddleware's auth_token (which removed any the client sent).
+
+    A service token (``X-Service-Token``, as Nova sends it) that was sent must be valid and
+    carry one of ``service_token_roles``; it then also lets auth_token accept an expired
+    user token. The caller is always the user: the service token grants no roles.
+    """
+    if request.environ.get(KEYSTONE_UNREACHABLE_KEY):
+        raise ServiceUnavailable("The identity service (Keystone) could not be reached to validate "
+                                 "the token; try again later.")
+    # Glance: X-Service-Identity-Status is absent when no service token was sent.
+    if request.headers.get("X-Service-Identity-Status", "Confirmed") != "Confirmed":
+        raise Unauthorized(AUTH_REQUIRED)
+    return _caller_from_headers()
+
+
+def wrap_wsgi(wsgi_app, settings: Settings):
+    """The WSGI layer the auth mode needs in front of the app (keystone: auth_token)."""
+    if settings.auth != "keystone":
+        return wsgi_app
+    try:
+        from imagedata.keystone import wrap_auth_token  # optional extra: imagedata[keystone]
+    except ImportError as exc:
+        raise ConfigError(f"IMAGEDATA_AUTH=keystone needs the keystone extra "
+                          f"(pip install 'imagedata[keystone]'): {exc}") from None
+    return wrap_auth_token(wsgi_app, settings.keystone_config)
 
 
 def current_caller() -> Caller:

@@ -12,7 +12,7 @@ STORE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 RESERVED_STORE_PREFIX = "os_glance_"
 # A lease outlives the longest pause the idle timeout allows, by this much.
 LEASE_MARGIN_SECONDS = 2
-AUTH_MODES = ("token", "trusted-headers", "noauth")
+AUTH_MODES = ("token", "trusted-headers", "noauth", "keystone")
 
 
 class ConfigError(ValueError):
@@ -65,6 +65,7 @@ class Settings:
     policy: str = ""
     db_busy_timeout_ms: int = 10000
     host_id: str = ""
+    keystone_config: str = ""  # IMAGEDATA_AUTH=keystone: file with [keystone_authtoken]
 
     def store(self, store_id: str) -> StoreConfig | None:
         """The configured store with this exact id, if any."""
@@ -209,6 +210,7 @@ def load_settings(env: dict | None = None, **overrides) -> Settings:
         policy=env.get("IMAGEDATA_POLICY") or "",
         db_busy_timeout_ms=_int(env, "IMAGEDATA_DB_BUSY_TIMEOUT_MS", 10000),
         host_id=(env.get("IMAGEDATA_HOST_ID") or "").strip() or default_host_id(),
+        keystone_config=(env.get("IMAGEDATA_KEYSTONE_CONFIG") or "").strip(),
     )
     values.update(overrides)
     settings = Settings(**values)
@@ -226,3 +228,6 @@ def validate(settings: Settings) -> None:
                           f"{LEASE_MARGIN_SECONDS} seconds, or a paused upload could be taken for a dead one")
     if settings.auth not in AUTH_MODES:
         raise ConfigError(f"IMAGEDATA_AUTH must be one of {', '.join(AUTH_MODES)}")
+    if settings.auth == "keystone" and not settings.keystone_config:
+        raise ConfigError("IMAGEDATA_AUTH=keystone needs IMAGEDATA_KEYSTONE_CONFIG: the file with the "
+                          "[keystone_authtoken] section")

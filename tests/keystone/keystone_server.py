@@ -1,0 +1,210 @@
+"""A real Keystone for the tests: its own cached virtualenv, SQLite, gunicorn on a loopback port.
+
+The virtualenv (keystone and gunicorn, pinned by constraints.txt) is built once and kept under
+``~/.cache/imagedata/keystone-venv-<version>-<hash of constraints.txt>`` (or
+``$IMAGEDATA_KEYSTONE_VENV``), so Keystone's pins never touch the test virtualenv. Every session
+gets a fresh state folder: keystone.conf, ``keystone-manage db_sync``, ``fernet_setup``,
+``credential_setup`` and ``bootstrap`` (admin password, region, identity endpoint), then
+gunicorn. The server is stopped by the pid of the gunicorn master the test started.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import requests
+
+from tests.e2e.server import free_port, pid_running
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+KEYSTONE_VERSION = "30.0.0"
+REQUIREMENTS = (f"keystone=={KEYSTONE_VERSION}", "gunicorn==27.0.1")
+CONSTRAINTS = os.path.join(HERE, "constraints.txt")
+REGION = "RegionOne"
+INSTALL_TIMEOUT = 900
+
+
+class KeystoneSetupError(RuntimeError):
+    """The Keystone virtualenv or state could not be built here."""
+
+
+def venv_path() -> str:
+    """Where the Keystone virtualenv lives (keyed by version and constraints)."""
+    if os.environ.get("IMAGEDATA_KEYSTONE_VENV"):
+        return os.path.abspath(os.environ["IMAGEDATA_KEYSTONE_VENV"])
+    with open(CONSTRAINTS, "rb") as f:
+        digest = hashlib.sha256(f.read() + " ".join(REQUIREMENTS).encode()).hexdigest()[:10]
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return os.path.join(cache, "imagedata", f"keystone-venv-{KEYSTONE_VERSION}-{digest}")
+
+
+def ensure_venv() -> str:
+    """Build the Keystone virtualenv unless a complete one is cached; returns its path."""
+    venv = venv_path()
+    marker = os.path.join(venv, ".imagedata-complete")
+    if os.path.exists(marker):
+        return venv
+    os.makedirs(os.path.dirname(venv), exist_ok=True)
+    with open(f"{venv}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another session may be building it right now
+        if os.path.exists(marker):
+            return venv
+        shutil.rmtree(venv, ignore_errors=True)
+        started = time.monotonic()
+        _run([sys.executable, "-m", "venv", venv], "create the Keystone virtualenv")
+        _run([os.path.join(venv, "bin", "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+              "-c", CONSTRAINTS, *REQUIREMENTS], f"pip install {' '.join(REQUIREMENTS)}")
+        _run([os.path.join(venv, "bin", "python"), "-c", "import keystone.cmd.cli, gunicorn"],
+             "import keystone in its virtualenv")
+        with open(marker, "w") as f:
+            f.write(f"{' '.join(REQUIREMENTS)} built in {time.monotonic() - started:.0f}s\n")
+    return venv
+
+
+def _run(argv, what: str) -> None:
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=INSTALL_TIMEOUT)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise KeystoneSetupError(f"could not {what}: {exc}") from None
+    if done.returncode != 0:
+        raise KeystoneSetupError(f"could not {what} (exit {done.returncode}): {(done.stderr or done.stdout)[-1500:]}")
+
+
+KEYSTONE_CONF = """\
+[DEFAULT]
+use_stderr = true
+debug = false
+
+[database]
+connection = sqlite:///{root}/keystone.db
+
+[fernet_tokens]
+key_repository = {root}/fernet-keys
+
+[credential]
+key_repository = {root}/credential-keys
+
+[identity]
+# bcrypt's cheapest cost: every password login checks one hash.
+password_hash_rounds = 4
+
+[token]
+expiration = 7200
+"""
+
+
+class Keystone:
+    """One Keystone served by gunicorn from the cached virtualenv; stopped by pid."""
+
+    def __init__(self, root, venv: str):
+        self.root = str(root)
+        self.venv = venv
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.auth_url = f"{self.url}/v3"
+        self.admin_password = secrets.token_hex(16)
+        self.config = os.path.join(self.root, "keystone.conf")
+        self.log_path = os.path.join(self.root, "keystone.log")
+        self.proc = None
+
+    def setup(self) -> "Keystone":
+        """Write keystone.conf and run keystone-manage's db_sync, key setup and bootstrap."""
+        for folder in ("fernet-keys", "credential-keys"):
+            os.makedirs(os.path.join(self.root, folder), exist_ok=True)
+        with open(self.config, "w") as f:
+            f.write(KEYSTONE_CONF.format(root=self.root))
+        owner = ["--keystone-user", _user_name(), "--keystone-group", _group_name()]
+        steps = ["db_sync", " ".join(["fernet_setup", *owner]), " ".join(["credential_setup", *owner]),
+                 " ".join(["bootstrap", f"--bootstrap-password={self.admin_password}",
+                           "--bootstrap-region-id", REGION, "--bootstrap-public-url", self.auth_url,
+                           "--bootstrap-internal-url", self.auth_url])]
+        done = subprocess.run([self.python, os.path.join(HERE, "manage.py"), self.config, *steps],
+                              capture_output=True, text=True, timeout=300, cwd=self.root)
+        if done.returncode != 0:
+            raise KeystoneSetupError(f"keystone-manage failed (exit {done.returncode}):\n"
+                                     f"{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
+        return self
+
+    @property
+    def python(self) -> str:
+        return os.path.join(self.venv, "bin", "python")
+
+    def start(self, timeout: float = 60.0) -> "Keystone":
+        """Start gunicorn (one worker, four threads) and wait until GET /v3 answers."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "IMAGEDATA_"))}
+        env["OS_KEYSTONE_CONFIG_FILES"] = self.config
+        argv = [self.python, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}", "--workers", "1",
+                "--worker-class", "gthread", "--threads", "4", "--timeout", "120", "--graceful-timeout", "5",
+                "--no-control-socket", "--chdir", HERE, "keystone_app:application"]
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, cwd=self.root)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise KeystoneSetupError(f"Keystone's gunicorn exited: {self.log()}")
+            try:
+                if requests.get(self.auth_url, timeout=2).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise KeystoneSetupError(f"Keystone did not answer in {timeout}s: {self.log()}")
+
+    def stop(self) -> None:
+        """SIGTERM the gunicorn master we started; SIGKILL it if it hangs."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.resume()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def pause(self) -> None:
+        """SIGSTOP the master and its worker: connections are accepted but never answered."""
+        for pid in self._worker_pids() + [self.proc.pid]:
+            os.kill(pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT what ``pause`` stopped."""
+        for pid in [self.proc.pid] + self._worker_pids():
+            if pid_running(pid):
+                os.kill(pid, signal.SIGCONT)
+
+    def _worker_pids(self) -> list[int]:
+        pids = []
+        for task in os.listdir(f"/proc/{self.proc.pid}/task"):
+            with open(f"/proc/{self.proc.pid}/task/{task}/children") as f:
+                pids += [int(p) for p in f.read().split()]
+        return pids
+
+    def log(self) -> str:
+        """The end of Keystone's output."""
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()[-4000:]
+        except OSError:
+            return ""
+
+
+def _user_name() -> str:
+    import pwd
+
+    return pwd.getpwuid(os.getuid()).pw_name
+
+
+def _group_name() -> str:
+    import grp
+
+    return grp.getgrgid(os.getgid()).gr_name
