@@ -77,6 +77,10 @@ def parse_args(argv, description=None):
     parser.add_argument("--workers", type=int, help="IMAGEDATA_WORKERS for gunicorn (default: the config's)")
     parser.add_argument("--service-env", type=parse_env_pair, action="append", default=[],
                         metavar="NAME=VALUE", help="extra environment for the service (repeatable)")
+    parser.add_argument("--s3", dest="s3", action="store_true", default=None,
+                        help="also measure an S3 store on a private SeaweedFS against SeaweedFS's own "
+                             "S3 PUT/GET (default: when the weed binary is installed)")
+    parser.add_argument("--no-s3", dest="s3", action="store_false", help="skip the S3 store")
     parser.add_argument("--accel", action="store_true",
                         help="X-Accel-Redirect mode: measure ours through an nginx proxy that serves "
                              "the store under --accel-prefix (sets IMAGEDATA_ACCEL_REDIRECT)")

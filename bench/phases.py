@@ -278,26 +278,60 @@ def measure_concurrency(bench, run):
                                       f"{len(errors)} failed ({refused} refused), e.g. {text}")
 
 
-def measure_big(bench, target):
+def measure_big(bench, target, metric="big", phase=""):
     """Upload and download a second, bigger image through ours (the RSS check at another size).
 
-    ``target`` is an ImageApiTarget for ours whose source is the big file.
+    ``target`` is an ImageApiTarget for ours whose source is the big file; ``metric`` and
+    ``phase`` name the figures and RSS phases (the S3 store gets its own).
     """
     size = target.source.size
     settle(bench)
-    with bench.rss_phase("upload", target, size):
+    with bench.rss_phase(f"upload{phase}", target, size):
         started = time.perf_counter()
         try:
             target.prepare_download()
         except (RuntimeError, rawhttp.HTTPFailure) as exc:
-            bench.results.problem(f"big upload ({size} bytes) failed: {exc}")
+            bench.results.problem(f"{metric} upload ({size} bytes) failed: {exc}")
             return
-        bench.results.add("big_upload_cl", "ours", 0, rate(size, time.perf_counter() - started))
+        bench.results.add(f"{metric}_upload_cl", "ours", 0, rate(size, time.perf_counter() - started))
     settle(bench)
-    with bench.rss_phase("download", target, size):
+    with bench.rss_phase(f"download{phase}", target, size):
         value, errors = concurrent_once(bench, target, 1)
-    bench.results.add("big_download", "ours", 0, value)
+    bench.results.add(f"{metric}_download", "ours", 0, value)
     for text in errors:
-        bench.results.problem(f"big download ({size} bytes): {text}")
+        bench.results.problem(f"{metric} download ({size} bytes): {text}")
     target.download_id, image_id = None, target.download_id
     target.discard_upload(image_id)
+
+
+def measure_s3(bench, run):
+    """The S3 store against SeaweedFS's own S3 PUT/GET of the same file (boto3), same run."""
+    if bench.ours_s3 is None:
+        return
+    ours, peer = bench.ours_s3, bench.s3_peer
+    for target in ordered([ours, peer], run):
+        if target is ours:
+            with bench.rss_phase("upload s3", ours):
+                value = upload_once(bench, ours, chunked=False)
+        else:
+            settle(bench)
+            try:
+                key, seconds = peer.put()
+                value = rate(bench.source.size, seconds)
+                peer.delete(key)
+            except RuntimeError as exc:
+                bench.results.problem(f"seaweedfs: S3 PUT failed: {exc}")
+                value = None
+        bench.results.add("s3_upload_cl", target.name, run, value)
+    for target in ordered([ours, peer], run):
+        if target is ours:
+            with bench.rss_phase("download s3", ours):
+                value, _ = download_once(bench, ours)
+        else:
+            settle(bench)
+            try:
+                value = rate(bench.source.size, peer.get(bench.s3_peer_key))
+            except RuntimeError as exc:
+                bench.results.problem(f"seaweedfs: S3 GET failed: {exc}")
+                value = None
+        bench.results.add("s3_download_full", target.name, run, value)

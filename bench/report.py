@@ -8,7 +8,7 @@ are reported as met/missed; a missed goal never fails the benchmark.
 import json
 import statistics
 
-TARGETS = ("ours", "nginx", "glance")
+TARGETS = ("ours", "nginx", "glance", "seaweedfs")
 
 # metric key -> (label, unit)
 METRICS = {
@@ -33,6 +33,10 @@ METRICS = {
     "load_upload_aggregate": ("  those {uploads} uploads, aggregate", "MiB/s"),
     "big_upload_cl": ("upload, Content-Length, {big}", "MiB/s"),
     "big_download": ("download, whole image, {big}", "MiB/s"),
+    "s3_upload_cl": ("S3 store: upload, Content-Length", "MiB/s"),
+    "s3_download_full": ("S3 store: download, whole image", "MiB/s"),
+    "s3big_upload_cl": ("S3 store: upload, Content-Length, {big}", "MiB/s"),
+    "s3big_download": ("S3 store: download, whole image, {big}", "MiB/s"),
 }
 
 # (name, metric, numerator target, denominator (metric, target), goal op, goal value)
@@ -52,6 +56,10 @@ RATIOS = [
     ("ours/glance", "upload_cl", "ours", ("upload_cl", "glance"), ">=", 2.5),
     ("ours/glance", "upload_chunked", "ours", ("upload_chunked", "glance"), ">=", 2.5),
     ("ours/glance", "download_full", "ours", ("download_full", "glance"), None, None),
+    ("ours/S3", "s3_upload_cl", "ours", ("s3_upload_cl", "seaweedfs"), ">=", 0.8),
+    ("ours/S3", "s3_download_full", "ours", ("s3_download_full", "seaweedfs"), ">=", 0.8),
+    ("S3/file", "s3_upload_cl", "ours", ("upload_cl", "ours"), None, None),
+    ("S3/file", "s3_download_full", "ours", ("download_full", "ours"), None, None),
 ]
 
 # absolute goals on ours: metric -> (op, value)
@@ -67,7 +75,7 @@ RSS_LABELS = {
     ("single", "growth"): "worker RSS over idle, one-at-a-time {size} transfers",
     ("concurrent", "growth"): "worker RSS over idle, concurrent phases ({size})",
 }
-RATIO_COLUMNS = ("ours/nginx", "ours/hash", "ours/glance")
+RATIO_COLUMNS = ("ours/nginx", "ours/hash", "ours/glance", "ours/S3", "S3/file")
 
 
 def summarize(values):
@@ -205,13 +213,14 @@ def table_rows(doc, labels):
         _, group, figure, size = key.split(" ")
         label = RSS_LABELS[(group, figure)].format(size=size)
         goal = fmt_goal(doc["goals"][key]) if key in doc["goals"] else ""
-        rows.append([label, "MB", f"{value:+.1f}", "", "", "", "", "", goal])
+        rows.append([label, "MB", f"{value:+.1f}"] + [""] * (len(TARGETS) - 1 + len(RATIO_COLUMNS)) + [goal])
     return rows
 
 
 def render_table(doc, labels):
     """Return the table as text."""
-    header = ["figure", "unit", "ours", "nginx", "Glance", "ours/nginx", "ours/hash", "ours/Glance", "goal"]
+    header = ["figure", "unit", "ours", "nginx", "Glance", "SeaweedFS", "ours/nginx", "ours/hash", "ours/Glance",
+              "ours/S3", "S3/file", "goal"]
     rows = [header] + table_rows(doc, labels)
     widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
     lines = []

@@ -38,11 +38,12 @@ from pathlib import Path
 import loadtest
 import phases
 import report
+import seaweed
 import servers
 import sysmon
 from options import default_peers_kit, find_bin_dir, parse_args, size_label
 from rawhttp import BufferSink, HTTPFailure, request
-from targets import ImageApiTarget, NginxTarget, Source
+from targets import ImageApiTarget, NginxTarget, S3PeerTarget, Source
 
 
 class Bench:
@@ -59,6 +60,9 @@ class Bench:
         self.upload_targets = [t for t in (ours, nginx, glance) if t]
         self.download_targets = self.upload_targets
         self.range_targets = [ours, nginx]
+        self.ours_s3 = None  # ours with uploads into the S3 store (--s3)
+        self.s3_peer = None  # SeaweedFS's own S3 PUT/GET
+        self.s3_peer_key = None  # the peer's copy of the source, for its GETs
 
     def rss_phase(self, name, target, size=None):
         """Sample worker RSS while ours transfers (a no-op for the other targets)."""
@@ -105,13 +109,33 @@ def start_glance(opts, group):
     return glance, None
 
 
+def start_seaweed(opts, group, workdir, bin_dir):
+    """Start SeaweedFS for --s3 (or when installed); return (server, reason it was skipped)."""
+    if opts.s3 is False:
+        return None, None
+    server = seaweed.SeaweedServer(group, bin_dir, workdir)
+    reason = server.missing()
+    if reason:
+        if opts.s3:
+            raise RuntimeError(f"--s3: {reason}")
+        return None, reason
+    print("bench: starting SeaweedFS", flush=True)
+    server.start()
+    return server, None
+
+
 def start_everything(opts, group, workdir):
-    """Start nginx, ours (and Glance); return (Bench, {name: server}) for the config record."""
+    """Start nginx, SeaweedFS, ours (and Glance); return (Bench, {name: server}) for the config record."""
     bin_dir = find_bin_dir(opts)
     service_env = dict(opts.service_env)
+    weed, weed_skipped = start_seaweed(opts, group, workdir, bin_dir)
+    if weed:
+        service_env.update(weed.service_env())
     if opts.accel:
         service_env.setdefault("IMAGEDATA_ACCEL_REDIRECT", opts.accel_prefix.rstrip("/"))
     ours_server = servers.ImagedataServer(group, opts.repo, bin_dir, workdir, opts.workers, service_env)
+    if weed:
+        ours_server.env["IMAGEDATA_STORES"] += f",s3={weed.store_url()}"
     accel = None
     if opts.accel:
         accel = {"accel_prefix": opts.accel_prefix, "store_parent": ours_server.store_parent,
@@ -136,7 +160,12 @@ def start_everything(opts, group, workdir):
     bench = Bench(opts, source, sampler, ours, NginxTarget(nginx.addr, nginx, source), glance)
     if skipped:
         bench.results.note(f"Glance skipped: {skipped}")
-    return bench, {"ours": ours_server, "nginx": nginx, "glance": glance_server}
+    if weed_skipped:
+        bench.results.note(f"S3 store skipped: {weed_skipped}")
+    if weed:
+        bench.ours_s3 = ImageApiTarget("ours", ours_addr, ours_server.token, source, store="s3")
+        bench.s3_peer = S3PeerTarget(weed, source)
+    return bench, {"ours": ours_server, "nginx": nginx, "glance": glance_server, "seaweedfs": weed}
 
 
 def prepare_downloads(bench):
@@ -145,13 +174,18 @@ def prepare_downloads(bench):
         if isinstance(target, ImageApiTarget):
             with bench.rss_phase("upload", target):
                 target.prepare_download()
+    if bench.ours_s3 is not None:
+        with bench.rss_phase("upload s3", bench.ours_s3):
+            bench.ours_s3.prepare_download()
+        bench.s3_peer_key, _ = bench.s3_peer.put("peer/source.bin")
 
 
 def run_phases(bench):
     """All measurements, interleaved run by run so ratios compare the same moment."""
     steps = [("hash", phases.measure_hash), ("uploads", phases.measure_uploads),
              ("downloads", phases.measure_downloads), ("ranges", phases.measure_ranges),
-             ("concurrency", phases.measure_concurrency), ("GET image", loadtest.measure_metadata)]
+             ("concurrency", phases.measure_concurrency), ("S3 store", phases.measure_s3),
+             ("GET image", loadtest.measure_metadata)]
     for run in range(bench.opts.runs):
         for name, step in steps:
             print(f"bench: run {run + 1}/{bench.opts.runs}: {name}", flush=True)
@@ -165,6 +199,10 @@ def run_big(bench, workdir, token):
     try:
         print(f"bench: {size_label(source.size)} upload and download through ours", flush=True)
         phases.measure_big(bench, ImageApiTarget("ours", bench.ours.addr, token, source))
+        if bench.ours_s3 is not None:
+            print(f"bench: {size_label(source.size)} upload and download through ours, S3 store", flush=True)
+            phases.measure_big(bench, ImageApiTarget("ours", bench.ours.addr, token, source, store="s3"),
+                               metric="s3big", phase=" s3")
     finally:
         source.close()
         path.unlink(missing_ok=True)
@@ -181,6 +219,8 @@ def config_record(opts, running):
                  "workers": len(ours.workers())},
         "nginx": {"port": running["nginx"].port},
         "glance": {"port": running["glance"].port} if running["glance"] else None,
+        "seaweedfs": {"endpoint": running["seaweedfs"].endpoint, "part_size": seaweed.PART_SIZE}
+        if running["seaweedfs"] else None,
         "machine": {"cpus": os.cpu_count(), "kernel": platform.release(),
                     "python": platform.python_version()},
         "units": "MiB/s = 2^20 bytes/s; MB = 10^6 bytes",

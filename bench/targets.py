@@ -90,11 +90,12 @@ class Upload:
 class ImageApiTarget:
     """An OpenStack Image API v2 server: ours or the real Glance."""
 
-    def __init__(self, name, addr, token, source, delete_after=True):
+    def __init__(self, name, addr, token, source, delete_after=True, store=None):
         self.name = name
         self.addr = addr
         self.auth = {"X-Auth-Token": token}
         self.source = source
+        self.store = store  # X-Image-Meta-Store of uploads (None: the default store)
         self.delete_after = delete_after
         self.download_id = None
         self.counter = itertools.count(1)
@@ -116,6 +117,8 @@ class ImageApiTarget:
         """Create an image and return the Upload for its data."""
         image_id = self.create_image()
         headers = dict(self.auth, **{"Content-Type": "application/octet-stream"})
+        if self.store:
+            headers["X-Image-Meta-Store"] = self.store
         return Upload(self, f"/v2/images/{image_id}/file", headers, image_id)
 
     def verify_upload(self, image_id, status):
@@ -128,6 +131,8 @@ class ImageApiTarget:
         image = resp.json()
         want = {"status": "active", "size": self.source.size, "checksum": self.source.md5,
                 "os_hash_algo": "sha512", "os_hash_value": self.source.sha512}
+        if self.store:
+            want["stores"] = self.store
         return [f"{self.name}: image {key} = {image.get(key)!r}, want {value!r}"
                 for key, value in want.items() if image.get(key) != value]
 
@@ -206,3 +211,26 @@ class NginxTarget:
     def headers(self):
         """nginx needs no headers."""
         return {}
+
+
+class S3PeerTarget:
+    """SeaweedFS's own S3 PUT/GET of the source (boto3), the reference of the S3 store."""
+
+    def __init__(self, seaweed, source):
+        self.name = "seaweedfs"
+        self.seaweed = seaweed
+        self.source = source
+        self.counter = itertools.count(1)
+
+    def put(self, key=None):
+        """Upload the source as ``key``; return (key, seconds)."""
+        key = key or f"peer/put-{next(self.counter)}.bin"
+        return key, self.seaweed.peer("put", key, self.source.path)["seconds"]
+
+    def get(self, key):
+        """Stream ``key`` back, compared with the source; return seconds."""
+        return self.seaweed.peer("get", key, self.source.path)["seconds"]
+
+    def delete(self, key):
+        """Remove ``key``."""
+        self.seaweed.peer("delete", key)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import re
 import socket
@@ -13,6 +14,9 @@ RESERVED_STORE_PREFIX = "os_glance_"
 # A lease outlives the longest pause the idle timeout allows, by this much.
 LEASE_MARGIN_SECONDS = 2
 AUTH_MODES = ("token", "trusted-headers", "noauth", "keystone")
+# Glance's hashing_algorithm: any hashlib algorithm; these are the guaranteed ones with a
+# fixed-length digest (shake_* need a length for hexdigest(), which no client passes).
+HASH_ALGORITHMS = tuple(sorted(a for a in hashlib.algorithms_guaranteed if not a.startswith("shake_")))
 
 
 class ConfigError(ValueError):
@@ -65,6 +69,7 @@ class Settings:
     policy: str = ""
     db_busy_timeout_ms: int = 10000
     host_id: str = ""
+    hash_algo: str = "sha512"  # os_hash_algo of new uploads (Glance's hashing_algorithm)
     keystone_config: str = ""  # IMAGEDATA_AUTH=keystone: file with [keystone_authtoken]
 
     def store(self, store_id: str) -> StoreConfig | None:
@@ -210,6 +215,7 @@ def load_settings(env: dict | None = None, **overrides) -> Settings:
         policy=env.get("IMAGEDATA_POLICY") or "",
         db_busy_timeout_ms=_int(env, "IMAGEDATA_DB_BUSY_TIMEOUT_MS", 10000),
         host_id=(env.get("IMAGEDATA_HOST_ID") or "").strip() or default_host_id(),
+        hash_algo=(env.get("IMAGEDATA_HASH_ALGO") or "sha512").strip().lower(),
         keystone_config=(env.get("IMAGEDATA_KEYSTONE_CONFIG") or "").strip(),
     )
     values.update(overrides)
@@ -228,6 +234,8 @@ def validate(settings: Settings) -> None:
                           f"{LEASE_MARGIN_SECONDS} seconds, or a paused upload could be taken for a dead one")
     if settings.auth not in AUTH_MODES:
         raise ConfigError(f"IMAGEDATA_AUTH must be one of {', '.join(AUTH_MODES)}")
+    if settings.hash_algo not in HASH_ALGORITHMS:
+        raise ConfigError(f"IMAGEDATA_HASH_ALGO must be one of {', '.join(HASH_ALGORITHMS)}")
     if settings.auth == "keystone" and not settings.keystone_config:
         raise ConfigError("IMAGEDATA_AUTH=keystone needs IMAGEDATA_KEYSTONE_CONFIG: the file with the "
                           "[keystone_authtoken] section")

@@ -1,37 +1,78 @@
-"""md5 and sha512 of a stream, each in its own thread (hashlib releases the GIL).
+"""md5 and the image's multihash of a stream, each in its own low-priority thread.
 
-The request thread only receives and writes; the two digests run beside it over
-the same immutable buffers, so on two cores the upload is bound by the slower
-digest rather than by the sum of everything.
+The request thread only receives and writes; the two digests run beside it over the
+same buffers. hashlib releases the GIL while it hashes a large buffer, so the hashing
+itself runs outside the worker's GIL, and each hashing thread lowers its own
+scheduling priority (Linux nice is per thread): when the cores are busy, requests
+that need little CPU (metadata, small ranges, the receiving thread of the upload
+itself) get it first, and the bytes wait a little longer.
+
+Buffers handed to ``update`` must not change until the digests are done with them:
+pass ``bytes``, or reuse a buffer only after ``wait_backlog`` says it was hashed.
 """
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
 import queue
 import threading
 
+from imagedata.config import HASH_ALGORITHMS
+
+log = logging.getLogger(__name__)
+
 _STOP = object()
+# Nice value of the hashing threads (0 is the default, 19 the lowest priority): at 10 a
+# busy hashing thread gets about a tenth of the CPU a request thread gets while both wait.
+HASH_NICE = 10
+DEFAULT_ALGORITHM = "sha512"
+
+
+def check_algorithm(name: str) -> str:
+    """The canonical (lower-case) name of a supported ``os_hash_algo``, else ValueError."""
+    canonical = (name or "").strip().lower()
+    if canonical not in HASH_ALGORITHMS:
+        raise ValueError(f"{name!r} is not one of {', '.join(HASH_ALGORITHMS)}")
+    return canonical
+
+
+def _lower_priority() -> None:
+    """Raise the calling thread's nice value (best effort: not every platform has per-thread nice)."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), HASH_NICE))
+    except (AttributeError, OSError) as exc:  # pragma: no cover - depends on the platform
+        log.debug("could not lower the priority of a hashing thread: %s", exc)
 
 
 class _HashThread:
     """One digest fed through a bounded queue by the request thread."""
 
-    def __init__(self, name: str, digest, depth: int):
+    def __init__(self, name: str, digest, depth: int, progress: threading.Condition):
         self.digest = digest
         self.queue: queue.Queue = queue.Queue(maxsize=depth)
         self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.done = 0  # buffers hashed so far
+        self.progress = progress
+        self.thread = threading.Thread(target=self._run, name=f"hash-{name}", daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
+        _lower_priority()
+        update = self.digest.update
         while True:
             item = self.queue.get()
             if item is _STOP:
                 return
             try:
-                self.digest.update(item)
-            except BaseException as exc:  # pragma: no cover - hashlib does not fail on bytes
+                update(item)
+            except BaseException as exc:  # pragma: no cover - hashlib does not fail on buffers
                 self.error = exc
+            item = None  # drop the reference before waking the producer: the buffer may be reused
+            with self.progress:
+                self.done += 1
+                self.progress.notify_all()
 
     def stop(self) -> None:
         if self.thread.is_alive():
@@ -40,29 +81,43 @@ class _HashThread:
 
 
 class ParallelDigest:
-    """md5 and sha512 over the same buffers, computed in two helper threads.
+    """md5 and ``algorithm`` (sha512 by default) over the same buffers, in two helper threads."""
 
-    Buffers handed to ``update`` must not be modified afterwards (pass ``bytes``).
-    """
-
-    def __init__(self, depth: int = 4):
-        self._md5 = _HashThread("md5", hashlib.md5(usedforsecurity=False), depth)
-        self._sha512 = _HashThread("sha512", hashlib.sha512(), depth)
+    def __init__(self, algorithm: str = DEFAULT_ALGORITHM, depth: int = 4):
+        self.algorithm = check_algorithm(algorithm)
+        self.submitted = 0
+        self._progress = threading.Condition()
+        self._md5 = _HashThread("md5", hashlib.md5(usedforsecurity=False), depth, self._progress)
+        self._multihash = _HashThread(self.algorithm, hashlib.new(self.algorithm), depth, self._progress)
 
     def update(self, data) -> None:
         """Queue one buffer for both digests (blocks when they fall ``depth`` buffers behind)."""
+        self.submitted += 1
         self._md5.queue.put(data)
-        self._sha512.queue.put(data)
+        self._multihash.queue.put(data)
+
+    def backlog(self) -> int:
+        """How many of the buffers passed to ``update`` at least one digest has not finished."""
+        return self.submitted - min(self._md5.done, self._multihash.done)
+
+    def wait_backlog(self, most: int) -> None:
+        """Block until at most ``most`` buffers are still being hashed (their owner may reuse the rest)."""
+        with self._progress:
+            while self.backlog() > most and self._alive():
+                self._progress.wait(1.0)
+
+    def _alive(self) -> bool:
+        return self._md5.thread.is_alive() and self._multihash.thread.is_alive()
 
     def finish(self) -> tuple[str, str]:
-        """Wait for both digests and return (md5 hex, sha512 hex)."""
+        """Wait for both digests and return (md5 hex, multihash hex)."""
         self.close()
-        for worker in (self._md5, self._sha512):
+        for worker in (self._md5, self._multihash):
             if worker.error is not None:
                 raise worker.error
-        return self._md5.digest.hexdigest(), self._sha512.digest.hexdigest()
+        return self._md5.digest.hexdigest(), self._multihash.digest.hexdigest()
 
     def close(self) -> None:
-        """Stop the helper threads (idempotent)."""
+        """Stop the helper threads after the buffers already queued (idempotent)."""
         self._md5.stop()
-        self._sha512.stop()
+        self._multihash.stop()

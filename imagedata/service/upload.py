@@ -170,12 +170,13 @@ def open_writer(att: Attempt) -> StoreWriter:
 def stream(svc: Services, att: Attempt, req: UploadRequest) -> tuple[int, str, str, int | None]:
     """Copy the body into the store; returns (size, md5, sha512, virtual size) of what was stored."""
     writer = open_writer(att)
-    digest = ParallelDigest()
+    digest = ParallelDigest(svc.settings.hash_algo)
     sniffer = FormatSniffer()
     heartbeat = Heartbeat(att, max(1.0, svc.settings.upload_lease_seconds / 6))
     total = 0
     try:
-        for data in BodyReader(req.stream, req.content_length, svc.settings.chunk_size).chunks():
+        for data in BodyReader(req.stream, req.content_length, svc.settings.chunk_size,
+                               digest.wait_backlog).chunks():
             heartbeat.check()
             total += len(data)
             _check_limits(att, req, total)
@@ -274,7 +275,8 @@ def lost_lease(image_id: str) -> ImageDataError:
 def finish(svc: Services, att: Attempt, size: int, md5: str, sha512: str, virtual_size: int | None) -> Image:
     """Make the committed object the image's data, or remove it if the lease is gone."""
     image = att.image
-    values = dict(status="active", size=size, checksum=md5, os_hash_algo="sha512", os_hash_value=sha512,
+    values = dict(status="active", size=size, checksum=md5, os_hash_algo=svc.settings.hash_algo,
+                  os_hash_value=sha512,
                   virtual_size=virtual_size,
                   data_key=att.attempt, store=att.store.store_id, updated_at=utcnow(), **released_fields())
     try:
