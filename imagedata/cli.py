@@ -10,6 +10,7 @@ from flask.cli import FlaskGroup, with_appcontext
 from imagedata.db import database
 from imagedata.migrations import SchemaError, check_schema, sync_schema
 from imagedata.service.lease import recover_uploads
+from imagedata.service.resume import expire_partials
 from imagedata.service.quotas import set_quota, usage_report
 from imagedata.service.scrub import locate as find_image_data
 from imagedata.service.scrub import scrub as run_scrub
@@ -156,7 +157,9 @@ def recover():
     services = current_app.extensions["imagedata"]
     with connected():
         recovered = recover_uploads(services)
+        expired = expire_partials(services.stores)
     click.echo(f"recovered {len(recovered)} upload(s)" + "".join(f"\n  {i}" for i in recovered))
+    click.echo(f"expired {len(expired)} kept partial upload(s)" + "".join(f"\n  {i}" for i in expired))
 
 
 @click.command()

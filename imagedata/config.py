@@ -69,6 +69,7 @@ class Settings:
     policy: str = ""
     db_busy_timeout_ms: int = 10000
     host_id: str = ""
+    resume_seconds: int = 86400
     hash_algo: str = "sha512"  # os_hash_algo of new uploads (Glance's hashing_algorithm)
     keystone_config: str = ""  # IMAGEDATA_AUTH=keystone: file with [keystone_authtoken]
 
@@ -215,6 +216,7 @@ def load_settings(env: dict | None = None, **overrides) -> Settings:
         policy=env.get("IMAGEDATA_POLICY") or "",
         db_busy_timeout_ms=_int(env, "IMAGEDATA_DB_BUSY_TIMEOUT_MS", 10000),
         host_id=(env.get("IMAGEDATA_HOST_ID") or "").strip() or default_host_id(),
+        resume_seconds=_int(env, "IMAGEDATA_RESUME_SECONDS", 86400),
         hash_algo=(env.get("IMAGEDATA_HASH_ALGO") or "sha512").strip().lower(),
         keystone_config=(env.get("IMAGEDATA_KEYSTONE_CONFIG") or "").strip(),
     )

@@ -6,12 +6,14 @@ import threading
 
 from imagedata.db import database
 from imagedata.service.lease import recover_uploads
+from imagedata.service.resume import expire_partials
 
 log = logging.getLogger(__name__)
 
 
 def start_maintenance(app) -> threading.Thread | None:
-    """Run lease recovery every half lease (at least every second) in a daemon thread."""
+    """Every half lease (at least every second), in a daemon thread: recover dead uploads and
+    expire kept partial uploads."""
     services = app.extensions["imagedata"]
     interval = max(1.0, services.settings.upload_lease_seconds / 2)
 
@@ -21,6 +23,7 @@ def start_maintenance(app) -> threading.Thread | None:
             try:
                 with database.connection_context():
                     recover_uploads(services)
+                    expire_partials(services.stores)
             except Exception as exc:  # the next round retries
                 log.warning("periodic upload recovery failed: %s", exc)
 

@@ -18,17 +18,17 @@ the steps run, because playhouse.migrate rebuilds a table for most changes (all 
 a nullable column or an index) and dropping the old copy would otherwise cascade; the
 foreign keys are checked before the commit.
 
-Adding a schema change (say a resume offset on the image):
+Adding a schema change (say a retry counter on the image):
 
-1. change the model in ``imagedata/models.py``: ``upload_offset = BigIntegerField(default=0)``;
+1. change the model in ``imagedata/models.py``: ``upload_retries = IntegerField(default=0)``;
 2. append a step to ``STEPS``, with the next version number, a description and a function
    that returns playhouse.migrate operations. Give the step its own field objects, never
    the model's (the model may change again in a later version)::
 
-       def add_upload_offset(migrator):
-           return [migrator.add_column("image", "upload_offset", BigIntegerField(default=0))]
+       def add_upload_retries(migrator):
+           return [migrator.add_column("image", "upload_retries", IntegerField(default=0))]
 
-       Step(3, "image.upload_offset: bytes of an interrupted upload already stored", add_upload_offset),
+       Step(4, "image.upload_retries: how often the upload was retried", add_upload_retries),
 
    A NOT NULL column needs a default; playhouse.migrate fills the existing rows with it;
 3. run ``tests/test_migrations.py``: it upgrades a version-1 database full of rows on
@@ -41,7 +41,7 @@ import logging
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from peewee import CharField, DateTimeField, IntegerField, Model, PostgresqlDatabase, SqliteDatabase, TextField
+from peewee import BigIntegerField, CharField, DateTimeField, IntegerField, Model, PostgresqlDatabase, SqliteDatabase, TextField
 from playhouse.migrate import SchemaMigrator
 
 from imagedata.db import database, write_transaction
@@ -71,8 +71,16 @@ def add_upload_state(migrator: SchemaMigrator) -> list:
 
 
 # Ordered: each step's version is the previous one plus one (version 1 has no step).
+def add_partial_upload(migrator: SchemaMigrator) -> list:
+    """Step 3: what an interrupted upload kept for a resume (bytes, declared total, expiry)."""
+    return [migrator.add_column("image", name, field) for name, field in (
+        ("partial_size", BigIntegerField(null=True)), ("partial_total", BigIntegerField(null=True)),
+        ("partial_expires", DateTimeField(null=True)))]
+
+
 STEPS: tuple[Step, ...] = (
     Step(2, "image.upload_state: what an unfinished upload would leave in its store", add_upload_state),
+    Step(3, "image.partial_*: the kept bytes of an interrupted upload", add_partial_upload),
 )
 
 

@@ -67,8 +67,14 @@ class Image(BaseModel):
     # What the upload in flight would leave in its store if it died (the store driver's
     # writer state: a temp file name, a multipart upload), so any host can clean it up.
     upload_state = TextField(null=True)
-    # Bytes reserved against the owner's quota by the upload in flight.
+    # Bytes reserved against the owner's quota by the upload in flight (or by kept partial data).
     reserved_bytes = BigIntegerField(default=0)
+    # An interrupted upload whose bytes are kept (the image stays `queued`): how many bytes,
+    # of which declared total, until when. `upload_token` names the attempt that kept them and
+    # `upload_state` the store's description of them.
+    partial_size = BigIntegerField(null=True)
+    partial_total = BigIntegerField(null=True)
+    partial_expires = DateTimeField(null=True)
 
 
 class ImageProperty(BaseModel):

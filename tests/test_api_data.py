@@ -296,12 +296,31 @@ def test_upload_to_malformed_id_is_404(client, auth, image_id):
     assert response.status_code == 404
 
 
-def test_upload_short_body_is_400(client, auth, new_image, tmp_path):
+def assert_kept(client, image_id, headers, kept, total, tmp_path):
+    """A cut-off upload: the image is queued without data, what arrived is kept for a resume."""
+    image = show(client, image_id, headers)
+    assert (image["status"], image["size"], image["checksum"]) == ("queued", None, None)
+    head = client.head(f"/v2/images/{image_id}/file", headers=headers)
+    assert head.status_code == 204
+    assert (head.headers["Upload-Offset"], head.headers["Upload-Length"]) == (str(kept), str(total))
+    assert [os.path.basename(p)[-5:] for p in files_of(tmp_path, image_id)] == [".part"]
+
+
+def test_upload_short_body_is_400_and_kept(client, auth, new_image, tmp_path):
     """Declared Content-Length 10, the client sends 3 bytes and stops."""
     image_id = new_image()["id"]
     response = put_stream(client, image_id, Body(b"abc"), auth, content_length=10)
     assert response.status_code == 400
+    assert_kept(client, image_id, auth, 3, 10, tmp_path)
+
+
+@with_env(IMAGEDATA_RESUME_SECONDS=0)
+def test_upload_short_body_with_resume_off_is_400_and_clean(client, auth, new_image, tmp_path):
+    image_id = new_image()["id"]
+    response = put_stream(client, image_id, Body(b"abc"), auth, content_length=10)
+    assert response.status_code == 400
     assert_clean(client, image_id, auth, tmp_path)
+    assert "Upload-Offset" not in client.head(f"/v2/images/{image_id}/file", headers=auth).headers
 
 
 def test_upload_chunked_size_mismatch_is_400(client, auth, new_image, tmp_path):
@@ -331,7 +350,7 @@ def test_upload_broken_body_is_400(client, auth, new_image, tmp_path):
 
     response = put_stream(client, image_id, Body(b"abcdefgh", on_read=explode), auth, content_length=8)
     assert response.status_code == 400
-    assert_clean(client, image_id, auth, tmp_path)
+    assert_kept(client, image_id, auth, 4, 8, tmp_path)
 
 
 def test_upload_content_length_with_chunked_is_400(client, auth, new_image, tmp_path):

@@ -110,9 +110,35 @@ class Truncated(io.BytesIO):
         return data
 
 
-def test_client_abort_is_400_and_cleaned_up(svc, tmp_path):
+def test_client_abort_keeps_what_arrived_for_a_resume(svc, tmp_path):
     image_id = new_image(svc)
     req = upload.UploadRequest(image_id=image_id, stream=Truncated(b"abcdef"), content_length=100)
+    with pytest.raises(ClientAborted):
+        upload.upload_image_data(svc, OWNER, req)
+    image = Image.get_by_id(image_id)
+    assert (image.status, image.partial_size, image.partial_total, image.size) == ("queued", 6, 100, None)
+    assert leftovers(tmp_path) == [image.upload_state]
+    rest = upload.UploadRequest(image_id=image_id, stream=io.BytesIO(b"g" * 94), content_length=94,
+                                content_range="bytes 6-99/100")
+    upload.upload_image_data(svc, OWNER, rest)
+    image = Image.get_by_id(image_id)
+    assert image.status == "active" and image.checksum == hashlib.md5(b"abcdef" + b"g" * 94).hexdigest()
+    assert (image.partial_size, image.reserved_bytes) == (None, 0)
+    assert leftovers(tmp_path) == [f"{image_id}.{image.data_key}"]
+
+
+def test_client_abort_with_resume_off_is_cleaned_up(svc, tmp_path):
+    svc.settings = svc.settings.__class__(**{**svc.settings.__dict__, "resume_seconds": 0})
+    image_id = new_image(svc)
+    req = upload.UploadRequest(image_id=image_id, stream=Truncated(b"abcdef"), content_length=100)
+    with pytest.raises(ClientAborted):
+        upload.upload_image_data(svc, OWNER, req)
+    assert_queued(image_id, tmp_path)
+
+
+def test_a_chunked_abort_without_a_declared_size_keeps_nothing(svc, tmp_path):
+    image_id = new_image(svc)
+    req = upload.UploadRequest(image_id=image_id, stream=Truncated(b"abcdef"), content_length=None)
     with pytest.raises(ClientAborted):
         upload.upload_image_data(svc, OWNER, req)
     assert_queued(image_id, tmp_path)
@@ -161,7 +187,7 @@ def test_missing_store_directory_is_503_and_queued(svc, tmp_path):
 def test_recovery_resets_a_dead_lease_and_removes_its_file(svc, tmp_path):
     image_id = new_image(svc)
     att = upload.begin(svc, Image.get_by_id(image_id), svc.stores.get("local"), None)
-    writer = att.store.open_writer(image_id, att.attempt, None)
+    writer = upload.open_writer(att)  # records what a crash would leave behind
     writer.write(memoryview(b"half"))
     # The uploading process dies: give the lease a pid that does not exist on this host.
     Image.update(upload_pid=2 ** 22 + 12345).where(Image.id == image_id).execute()

@@ -54,14 +54,13 @@ def upload_data(image_id):
     if request.mimetype != "application/octet-stream":
         raise UnsupportedMediaType(f"The request media type {request.content_type} is not supported by this "
                                    f"server. Invalid content type {request.content_type}")
-    if request.headers.get("Content-Range") is not None:
-        # RFC 9110 14.5: a server that does not apply a partial PUT must refuse it, or
-        # the image would silently become just the tail of the data.
-        raise BadRequest("Content-Range is not supported on uploads: send the whole image.")
     image_size = _image_size_header()
     req = upload.UploadRequest(image_id=image_id, stream=request.environ["wsgi.input"],
                                content_length=_framing(), image_size=image_size,
-                               store_id=request.headers.get("X-Image-Meta-Store"))
+                               store_id=request.headers.get("X-Image-Meta-Store"),
+                               content_range=request.headers.get("Content-Range"),
+                               content_md5=request.headers.get("Content-MD5"),
+                               repr_digest=request.headers.get("Repr-Digest"))
     sock = request.environ.get("gunicorn.socket")
     previous = sock.gettimeout() if sock is not None else None
     if sock is not None:
@@ -82,7 +81,7 @@ def download_data(image_id):
                                    content_range=request.headers.get("Content-Range"),
                                    if_range=request.headers.get("If-Range"),
                                    if_none_match=request.headers.get("If-None-Match"),
-                                   prefer=request.args.get("prefer"))
+                                   prefer=request.args.get("prefer"), head=request.method == "HEAD")
     plan = download.prepare_download(services(), current_caller(), req)
     response = Response(status=plan.status, headers=plan.headers)
     if plan.body is not None:

@@ -9,6 +9,8 @@ from imagedata.models import Image
 from imagedata.policy import Caller, is_visible
 from imagedata.service import Services
 from imagedata.service.images import find_image, member_status
+from imagedata.service.client_digest import repr_digest_header
+from imagedata.service.resume import offset_headers
 from imagedata.service.ranges import ByteRange, check_multi_range, select_range
 from imagedata.stores.base import DataMissing, DataReader, Store
 
@@ -27,6 +29,7 @@ class DownloadRequest:
     if_range: str | None = None
     if_none_match: str | None = None
     prefer: str | None = None  # ?prefer=store1,store2
+    head: bool = False  # HEAD: the same headers, and the data is checked but not read
 
 
 @dataclasses.dataclass
@@ -59,7 +62,7 @@ def prepare_download(svc: Services, caller: Caller, req: DownloadRequest) -> Dow
     check_preferred_stores(svc, req.prefer)
     check_multi_range(req.range)
     if image.status not in DATA_STATUSES or not image.data_key:
-        return Download(204, {})
+        return Download(204, offset_headers(image))
     return _open_data(svc, image, req)
 
 
@@ -86,6 +89,9 @@ def _open_data(svc: Services, image: Image, req: DownloadRequest) -> Download:
         headers["Content-MD5"] = image.checksum  # Glance: hex md5 of the whole image
     if etag:
         headers["ETag"] = etag
+    digests = repr_digest_header(image.os_hash_algo, image.os_hash_value, image.checksum)
+    if digests:
+        headers["Repr-Digest"] = digests  # RFC 9530: of the whole image, also on a 206
     if etag and req.if_none_match and _etag_matches(req.if_none_match, etag):
         return Download(304, headers)
     use_range = req.if_range is None or req.if_range.strip() == etag
@@ -96,7 +102,10 @@ def _open_data(svc: Services, image: Image, req: DownloadRequest) -> Download:
         code = 206
         headers["Content-Range"] = f"bytes {chosen.start}-{chosen.last}/{image.size}"
     headers["Content-Length"] = str(chosen.length)
-    body = open_checked(store, image, chosen.start, chosen.length)
+    body = open_checked(store, image, chosen.start, 0 if req.head else chosen.length)
+    if req.head:
+        body.close()
+        return Download(code, headers)
     return Download(code, headers, body, store, store.accel_name(image.id, image.data_key))
 
 

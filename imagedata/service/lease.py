@@ -19,13 +19,15 @@ log = logging.getLogger(__name__)
 def lease_fields(attempt: str, host_id: str) -> dict:
     """Columns that record a new lease held by this process."""
     return dict(upload_token=attempt, upload_host=host_id, upload_pid=os.getpid(),
-                upload_heartbeat=utcnow(), upload_state=None, reserved_bytes=0)
+                upload_heartbeat=utcnow(), upload_state=None, reserved_bytes=0, partial_size=None,
+                partial_total=None, partial_expires=None)
 
 
 def released_fields() -> dict:
     """Columns that clear a lease and its quota reservation."""
     return dict(upload_token=None, upload_host=None, upload_pid=None, upload_heartbeat=None,
-                upload_state=None, reserved_bytes=0)
+                upload_state=None, reserved_bytes=0, partial_size=None, partial_total=None,
+                partial_expires=None)
 
 
 def queued_fields() -> dict:

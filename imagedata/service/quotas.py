@@ -48,8 +48,9 @@ def usage(project: str, exclude: str | None = None) -> dict[str, int]:
         live &= Image.id != exclude
     stored = (Image.select(fn.COALESCE(fn.SUM(Image.size), 0))
               .where(live & Image.status.in_(STORED_STATUSES)).scalar())
+    # Uploads in flight and kept partial data of interrupted uploads hold reservations.
     reserved = (Image.select(fn.COALESCE(fn.SUM(Image.reserved_bytes), 0))
-                .where(live & (Image.status == "saving")).scalar())
+                .where(live & Image.status.in_(("saving", "queued"))).scalar())
     return {
         "image_size_total": int(stored) + int(reserved),
         "image_count_total": Image.select().where(_live(project)).count(),

@@ -7,6 +7,7 @@ import logging
 from imagedata.models import Image
 from imagedata.service import Services
 from imagedata.service.lease import lease_is_dead
+from imagedata.service.resume import kept_partial
 from imagedata.stores.base import DataMissing
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,8 @@ def _object_is_wanted(svc: Services, store_id: str, obj) -> str | None:
                    and not lease_is_dead(image, svc.settings.upload_lease_seconds, svc.settings.host_id))
     if live_upload:
         return None
+    if (kept_partial(image) is not None and image.upload_token == obj.attempt and image.store == store_id):
+        return None  # an interrupted upload's kept data, waiting to be resumed
     if obj.kind == "partial":
         return "unfinished upload with no live lease"
     if image.status in DATA_STATUSES and image.store == store_id and image.data_key == obj.attempt:

@@ -14,21 +14,23 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import threading
 import uuid
 
 from imagedata.db import UNAVAILABLE_ERRORS, database, write_transaction
-from imagedata.errors import (BadRequest, Conflict, Gone, ImageDataError, InvalidImageState,
-                              ServiceUnavailable, TooLarge)
+from imagedata.errors import BadRequest, Gone, InvalidImageState, ServiceUnavailable, TooLarge
 from imagedata.models import Image, utcnow
 from imagedata.policy import Caller
 from imagedata.service import Services, quotas
-from imagedata.service.body import BodyReader
+from imagedata.service.body import BodyReader, ClientAborted
+from imagedata.service.client_digest import ExtraDigests, check_client_digests, parse_client_digests
+from imagedata.service.heartbeat import Heartbeat, deleted_error, holds_lease, lost_lease, unavailable
 from imagedata.service.digest import ParallelDigest
 from imagedata.service.images import get_visible_image
 from imagedata.service.inspect import FormatSniffer, check_format
 from imagedata.service.lease import lease_fields, queued_fields, released_fields
-from imagedata.stores.base import Store, StoreWriter
+from imagedata.service.resume import (ResumePoint, check_resume, kept_data_gone, kept_fields,
+                                      parse_content_range)
+from imagedata.stores.base import DataMissing, Store, StoreWriter
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,9 @@ class UploadRequest:
     content_length: int | None  # None when the body is chunked
     image_size: int | None = None  # x-openstack-image-size
     store_id: str | None = None  # X-Image-Meta-Store; None when absent
+    content_range: str | None = None  # continues kept partial data (curl -C N -T file)
+    content_md5: str | None = None  # the client's md5 of the whole image
+    repr_digest: str | None = None  # RFC 9530 digests of the whole image
 
 
 @dataclasses.dataclass
@@ -54,6 +59,8 @@ class Attempt:
     expected: int | None
     limit: int
     quota_limit: int | None
+    resume: bool = False  # continues the partial data the image keeps
+    wanted: dict = dataclasses.field(default_factory=dict)  # the client's digests {algo: raw}
 
 
 def choose_store(svc: Services, store_id: str | None) -> Store:
@@ -67,8 +74,14 @@ def choose_store(svc: Services, store_id: str | None) -> Store:
     return store
 
 
-def expected_size(req: UploadRequest) -> int | None:
-    """The declared size: x-openstack-image-size, else Content-Length; 400 if they disagree."""
+def expected_size(req: UploadRequest, point: ResumePoint | None = None) -> int | None:
+    """The declared size: the Content-Range total, x-openstack-image-size, else Content-Length;
+    400 if they disagree."""
+    if point is not None:
+        if req.image_size is not None and req.image_size != point.total:
+            raise BadRequest(f"x-openstack-image-size {req.image_size} does not match the Content-Range "
+                             f"total {point.total}.")
+        return point.total
     if req.image_size is not None and req.content_length is not None and req.image_size != req.content_length:
         raise BadRequest(f"x-openstack-image-size {req.image_size} does not match "
                          f"Content-Length {req.content_length}.")
@@ -77,19 +90,26 @@ def expected_size(req: UploadRequest) -> int | None:
 
 def upload_image_data(svc: Services, caller: Caller, req: UploadRequest) -> Image:
     """Store the request body as the image's data; the image is active on return."""
-    store = choose_store(svc, req.store_id)
+    requested = choose_store(svc, req.store_id)
+    point = parse_content_range(req.content_range, req.content_length)
+    wanted = parse_client_digests(req.content_md5, req.repr_digest)
     image = get_visible_image(svc, caller, req.image_id, "upload_image")
     if image.status != "queued":
         raise InvalidImageState(f"Image status transition from {image.status} to saving is not allowed")
     _check_formats(image)
-    expected = expected_size(req)
+    resume = check_resume(image, point)
+    store = _resume_store(svc, image, req) if resume else requested
+    expected = expected_size(req, point)
     cap = svc.settings.image_size_cap
     if expected is not None and expected > cap:
         raise TooLarge(cap_message(cap))
     problem = store.health().problem
     if problem:
         raise ServiceUnavailable(f"Store '{store.store_id}' cannot accept data right now ({problem}).")
-    attempt = begin(svc, image, store, expected)
+    attempt = begin(svc, image, store, expected, resume)
+    attempt.wanted = wanted
+    if not resume:
+        _drop_kept(svc, image)  # a plain PUT starts over
     try:
         return finish(svc, attempt, *stream(svc, attempt, req))
     except BaseException as exc:
@@ -97,10 +117,29 @@ def upload_image_data(svc: Services, caller: Caller, req: UploadRequest) -> Imag
         if not isinstance(exc, Gone):
             # DELETE removes what the attempt holds, so the upload may fail in odd ways
             # (a vanished temp file, an aborted multipart upload); say what really happened.
-            gone = _deleted_error(image.id)
+            gone = deleted_error(image.id)
             if gone is not None:
                 raise gone from exc
         raise
+
+
+def _resume_store(svc: Services, image: Image, req: UploadRequest) -> Store:
+    """A resumed upload continues in the store that keeps its data."""
+    store = svc.stores.get(image.store)
+    if store is None or (req.store_id is not None and req.store_id != image.store):
+        raise BadRequest(f"The kept data of image {image.id} is in store '{image.store}'; continue there "
+                         "or start over without Content-Range.")
+    return store
+
+
+def _drop_kept(svc: Services, image: Image) -> None:
+    """Remove the partial data an earlier interrupted upload kept (the new attempt owns the row)."""
+    store = svc.stores.get(image.store)
+    if store is not None and image.partial_size is not None and image.upload_state:
+        try:
+            store.discard(image.upload_state)
+        except Exception as exc:  # the scrubber finds what is left
+            log.warning("could not drop the kept partial data of image %s: %s", image.id, exc)
 
 
 def _check_formats(image: Image) -> None:
@@ -116,50 +155,55 @@ def cap_message(cap: int) -> str:
     return f"The incoming image is too large: the image size cap is {cap} bytes."
 
 
-def _unavailable(action: str, image_id: str, exc: Exception) -> ServiceUnavailable:
-    log.warning("database unavailable while %s upload of %s: %s", action, image_id, exc)
-    return ServiceUnavailable("The image database is busy or unavailable; try again.")
+def begin(svc: Services, image: Image, store: Store, expected: int | None, resume: bool = False) -> Attempt:
+    """Take the lease: compare-and-set queued -> saving and reserve quota, atomically.
 
-
-def begin(svc: Services, image: Image, store: Store, expected: int | None) -> Attempt:
-    """Take the lease: compare-and-set queued -> saving and reserve quota, atomically."""
+    The row must still hold what was read (the same kept partial data, or none), so a
+    resume or a restart never acts on data another request changed meanwhile.
+    """
     attempt = uuid.uuid4().hex
+    same_kept = (Image.upload_token.is_null() if image.upload_token is None
+                 else Image.upload_token == image.upload_token)
     try:
         with write_transaction():
             fields = {**queued_fields(), **lease_fields(attempt, svc.settings.host_id),
                       "status": "saving", "store": store.store_id}
+            if resume:  # until the new writer takes it over, the row still names the kept data
+                fields["upload_state"] = image.upload_state
             rows = (Image.update(**fields)
-                    .where((Image.id == image.id) & (Image.status == "queued") & (Image.deleted == False))  # noqa: E712
+                    .where((Image.id == image.id) & (Image.status == "queued") & same_kept
+                           & (Image.deleted == False))  # noqa: E712
                     .execute())
             if rows != 1:
-                raise _deleted_error(image.id) or InvalidImageState(
+                raise deleted_error(image.id) or InvalidImageState(
                     "Image status transition from queued to saving is not allowed: "
                     "another upload is in progress or the image changed.")
             reserved, quota_limit = quotas.reserve_upload(svc.settings, image.id, image.owner, expected)
             if reserved:
                 Image.update(reserved_bytes=reserved).where(Image.id == image.id).execute()
     except UNAVAILABLE_ERRORS as exc:
-        raise _unavailable("starting", image.id, exc) from None
+        raise unavailable("starting", image.id, exc) from None
     log.info("upload %s of image %s started into store %s (declared size %s)",
              attempt, image.id, store.store_id, expected)
-    return Attempt(image, store, attempt, expected, svc.settings.image_size_cap, quota_limit)
-
-
-def _holds_lease(att: Attempt):
-    """The condition under which this attempt still owns the image."""
-    return ((Image.id == att.image.id) & (Image.upload_token == att.attempt)
-            & (Image.status == "saving") & (Image.deleted == False))  # noqa: E712
+    return Attempt(image, store, attempt, expected, svc.settings.image_size_cap, quota_limit, resume)
 
 
 def open_writer(att: Attempt) -> StoreWriter:
     """Open the store's writer and record its state on the row, so any host can clean up."""
-    writer = att.store.open_writer(att.image.id, att.attempt, att.expected)
+    if att.resume:
+        try:
+            writer = att.store.resume_writer(att.image.id, att.attempt, att.image.upload_state,
+                                             att.image.partial_size, att.expected)
+        except DataMissing:
+            raise kept_data_gone(att.image.id) from None
+    else:
+        writer = att.store.open_writer(att.image.id, att.attempt, att.expected)
     try:
-        rows = Image.update(upload_state=writer.state).where(_holds_lease(att)).execute()
+        rows = Image.update(upload_state=writer.state).where(holds_lease(att.image.id, att.attempt)).execute()
     except BaseException as exc:
         writer.abort()
         if isinstance(exc, UNAVAILABLE_ERRORS):
-            raise _unavailable("recording", att.image.id, exc) from None
+            raise unavailable("recording", att.image.id, exc) from None
         raise
     if rows != 1:
         writer.abort()
@@ -168,27 +212,40 @@ def open_writer(att: Attempt) -> StoreWriter:
 
 
 def stream(svc: Services, att: Attempt, req: UploadRequest) -> tuple[int, str, str, int | None]:
-    """Copy the body into the store; returns (size, md5, sha512, virtual size) of what was stored."""
+    """Copy the body into the store; returns (size, md5, sha512, virtual size) of what was stored.
+
+    A resumed upload first re-reads the kept prefix for the digests. A body cut off before
+    its declared end keeps what arrived (if resumable uploads are on).
+    """
     writer = open_writer(att)
     digest = ParallelDigest(svc.settings.hash_algo)
+    extra = ExtraDigests(att.wanted, covered=("md5", digest.algorithm))
     sniffer = FormatSniffer()
-    heartbeat = Heartbeat(att, max(1.0, svc.settings.upload_lease_seconds / 6))
-    total = 0
+    heartbeat = Heartbeat(att.image.id, att.attempt, max(1.0, svc.settings.upload_lease_seconds / 6))
+    total, kept = 0, writer.offset
     try:
-        for data in BodyReader(req.stream, req.content_length, svc.settings.chunk_size,
-                               digest.wait_backlog).chunks():
+        for data in _kept_then_body(writer, req, svc.settings.chunk_size, digest.wait_backlog):
             heartbeat.check()
             total += len(data)
             _check_limits(att, req, total)
             digest.update(data)
+            extra.update(data)
             sniffer.update(data)
-            writer.write(memoryview(data))
+            if total > kept:  # the kept prefix is in the store already
+                writer.write(memoryview(data))
         if att.expected is not None and total != att.expected:
             raise BadRequest(f"Size mismatch: expected {att.expected} bytes, got {total} bytes")
         virtual_size = check_format(sniffer, att.image.disk_format, att.image.container_format, total)
         md5, sha512 = digest.finish()
+        check_client_digests(att.wanted, {"md5": md5, digest.algorithm: sha512, **extra.hexdigests()})
         heartbeat.beat_now()
         writer.commit()
+    except ClientAborted:
+        digest.close()
+        heartbeat.stop()
+        if not keep_partial(svc, att, writer):
+            writer.abort()
+        raise
     except BaseException:
         digest.close()
         writer.abort()
@@ -196,6 +253,38 @@ def stream(svc: Services, att: Attempt, req: UploadRequest) -> tuple[int, str, s
     finally:
         heartbeat.stop()
     return total, md5, sha512, virtual_size
+
+
+def _kept_then_body(writer: StoreWriter, req: UploadRequest, chunk_size: int, settle=None):
+    """The kept prefix of a resumed upload (already stored), then the request body.
+
+    ``settle`` lets the body reader reuse its buffers once the digests are done with them.
+    """
+    try:
+        yield from writer.kept()
+    except DataMissing:
+        raise kept_data_gone(req.image_id) from None
+    yield from BodyReader(req.stream, req.content_length, chunk_size, settle).chunks()
+
+
+def keep_partial(svc: Services, att: Attempt, writer: StoreWriter) -> bool:
+    """After a cut-off body: keep what arrived, hold the reservation, image back to queued."""
+    if not svc.settings.resume_seconds or att.expected is None or writer.offset >= att.expected:
+        return False
+    state = writer.suspend()
+    if state is None:
+        return False
+    try:
+        rows = (Image.update(**kept_fields(writer.offset, att.expected, state, svc.settings.resume_seconds))
+                .where(holds_lease(att.image.id, att.attempt)).execute())
+    except UNAVAILABLE_ERRORS:
+        rows = 0
+    if rows != 1:
+        att.store.discard(state)
+        return False
+    log.info("upload %s of image %s interrupted: %d of %d bytes kept for resuming", att.attempt,
+             att.image.id, writer.offset, att.expected)
+    return True
 
 
 def _check_limits(att: Attempt, req: UploadRequest, total: int) -> None:
@@ -208,83 +297,18 @@ def _check_limits(att: Attempt, req: UploadRequest, total: int) -> None:
                        f"left in the project's image_size_total quota.")
 
 
-class Heartbeat:
-    """Renews the lease every ``interval`` seconds from its own thread, whether or not
-    bytes arrive, and notices when the lease is gone (the image deleted or reset)."""
-
-    def __init__(self, att: Attempt, interval: float):
-        self.att = att
-        self.interval = interval
-        self.lost = False
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="lease-heartbeat", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while not self.stopped.wait(self.interval):
-            try:
-                with database.connection_context():
-                    self._renew()
-            except UNAVAILABLE_ERRORS as exc:
-                log.warning("heartbeat of upload %s skipped: %s", self.att.attempt, exc)
-            if self.lost:
-                return
-
-    def _renew(self) -> None:
-        rows = Image.update(upload_heartbeat=utcnow()).where(_holds_lease(self.att)).execute()
-        if rows != 1:
-            self.lost = True
-
-    def check(self) -> None:
-        """Raise 410 or 409 if the heartbeat found the lease gone."""
-        if self.lost:
-            raise lost_lease(self.att.image.id)
-
-    def beat_now(self) -> None:
-        """Renew in the calling thread (before committing): raise if the lease is gone."""
-        try:
-            self._renew()
-        except UNAVAILABLE_ERRORS as exc:
-            raise _unavailable("renewing", self.att.image.id, exc) from None
-        self.check()
-
-    def stop(self) -> None:
-        """Stop the thread (idempotent)."""
-        self.stopped.set()
-        self.thread.join()
-
-
-def _deleted_error(image_id: str) -> Gone | None:
-    """410 if the image was deleted (before or during the upload), else None."""
-    try:
-        row = Image.get_or_none(Image.id == image_id)
-    except UNAVAILABLE_ERRORS:
-        return None
-    if row is None or row.deleted:
-        return Gone(f"Image {image_id} could not be found after upload. The image may have been "
-                    "deleted during the upload, cleaning up the chunks uploaded.")
-    return None
-
-
-def lost_lease(image_id: str) -> ImageDataError:
-    """410 if the image was deleted during the upload, else 409 (the lease was taken away)."""
-    return _deleted_error(image_id) or Conflict(
-        f"The upload of image {image_id} lost its lease and was abandoned.")
-
-
 def finish(svc: Services, att: Attempt, size: int, md5: str, sha512: str, virtual_size: int | None) -> Image:
     """Make the committed object the image's data, or remove it if the lease is gone."""
     image = att.image
-    values = dict(status="active", size=size, checksum=md5, os_hash_algo=svc.settings.hash_algo,
-                  os_hash_value=sha512,
+    values = dict(status="active", size=size, checksum=md5, os_hash_algo=svc.settings.hash_algo, os_hash_value=sha512,
                   virtual_size=virtual_size,
                   data_key=att.attempt, store=att.store.store_id, updated_at=utcnow(), **released_fields())
     try:
         with database.atomic():
-            rows = Image.update(**values).where(_holds_lease(att)).execute()
+            rows = Image.update(**values).where(holds_lease(att.image.id, att.attempt)).execute()
     except UNAVAILABLE_ERRORS as exc:
         _drop_object(att)
-        raise _unavailable("finishing", image.id, exc) from None
+        raise unavailable("finishing", image.id, exc) from None
     if rows != 1:
         _drop_object(att)
         raise lost_lease(image.id)

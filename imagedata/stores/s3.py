@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Iterator
 
-from imagedata.errors import StoreFull, StoreUnavailable
+from imagedata.errors import StoreUnavailable
 from imagedata.stores.base import (READ_PIECE, CachedHealth, DataMissing, StoreHealth, StoredObject,
                                    data_name, split_data_name)
 from imagedata.config import ConfigError, S3Config

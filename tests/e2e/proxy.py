@@ -1,6 +1,7 @@
 """A loopback TCP forwarder for tests: it can be stopped, or reset connections every N bytes."""
 from __future__ import annotations
 
+import selectors
 import socket
 import threading
 
@@ -8,14 +9,16 @@ import threading
 class Forwarder:
     """Accepts on a free loopback port and relays each connection to ``target_port``.
 
-    ``reset_every``: after that many bytes from the client on one connection, both sides
-    are reset (RST), as a flaky link or a restarting proxy would. ``stop()`` closes the
-    listener and every open connection, so the target looks unreachable.
+    ``reset_every``: after that many bytes from the client on one connection (or, with
+    ``downstream=True``, from the target to the client), both sides are reset (RST), as a
+    flaky link or a restarting proxy would. ``stop()`` closes the listener and every open
+    connection, so the target looks unreachable.
     """
 
-    def __init__(self, target_port: int, reset_every: int | None = None):
+    def __init__(self, target_port: int, reset_every: int | None = None, downstream: bool = False):
         self.target_port = target_port
         self.reset_every = reset_every
+        self.downstream = downstream
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.sockets: list[socket.socket] = []
@@ -39,32 +42,56 @@ class Forwarder:
             upstream.settimeout(None)
             with self.lock:
                 self.sockets += [client, upstream]
-            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+            threading.Thread(target=self._relay, args=(client, upstream), daemon=True).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket, from_client: bool) -> None:
-        sent = 0
+    def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
+        """Both directions of one connection in one thread, so a reset really closes both
+        sockets (a socket another thread is blocked on would only close when it wakes)."""
+        counts = {client: 0, upstream: 0}
+        peer = {client: upstream, upstream: client}
+        limited = upstream if self.downstream else client
+        with selectors.DefaultSelector() as selector:
+            selector.register(client, selectors.EVENT_READ)
+            selector.register(upstream, selectors.EVENT_READ)
+            open_sides = 2
+            while open_sides and self.running:
+                for key, _ in selector.select(timeout=0.5):
+                    src = key.fileobj
+                    try:
+                        data = src.recv(65536)
+                    except OSError:
+                        self._reset(client, upstream)
+                        return
+                    if not data:
+                        selector.unregister(src)
+                        open_sides -= 1
+                        try:
+                            peer[src].shutdown(socket.SHUT_WR)
+                        except OSError:
+                            pass
+                        continue
+                    if src is limited and self.reset_every is not None and counts[src] + len(data) > self.reset_every:
+                        data = data[:self.reset_every - counts[src]]
+                        self._send(peer[src], data, src is client)
+                        with self.lock:
+                            self.resets += 1
+                        self._reset(client, upstream)
+                        return
+                    counts[src] += len(data)
+                    if not self._send(peer[src], data, src is client):
+                        self._reset(client, upstream)
+                        return
+        self._reset(client, upstream)
+
+    def _send(self, dst: socket.socket, data: bytes, from_client: bool) -> bool:
         try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    dst.shutdown(socket.SHUT_WR)
-                    return
-                if from_client and self.reset_every is not None and sent + len(data) > self.reset_every:
-                    keep = self.reset_every - sent
-                    dst.sendall(data[:keep])
-                    with self.lock:
-                        self.client_bytes += keep
-                        self.resets += 1
-                    self._reset(src, dst)
-                    return
-                dst.sendall(data)
-                sent += len(data)
-                if from_client:
-                    with self.lock:
-                        self.client_bytes += len(data)
+            dst.sendall(data)
         except OSError:
-            self._reset(src, dst)
+            return False
+        if from_client:
+            with self.lock:
+                self.client_bytes += len(data)
+        return True
 
     @staticmethod
     def _reset(*socks: socket.socket) -> None:
