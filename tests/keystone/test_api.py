@@ -58,6 +58,7 @@ def alpha_image(cloud, tokens):
 def test_versions_need_no_token(cloud):
     assert call(cloud, "GET", "/versions").status_code == 200
     assert call(cloud, "GET", "/").status_code == 300
+    assert call(cloud, "GET", "/healthcheck").status_code == 200
 
 
 @pytest.mark.parametrize("token", [None, "", "garbage", "notused", "gAAAAABfake" + "x" * 180],

@@ -78,6 +78,15 @@ def test_bounded_defaults_unless_the_file_says_otherwise(tmp_path):
     assert middleware._conf.get("delay_auth_decision") is True  # imagedata always decides itself
 
 
+def test_a_glance_api_conf_can_be_used_as_it_is(tmp_path):
+    """Only [keystone_authtoken] is read; Glance's other sections and options are ignored."""
+    text = ("[DEFAULT]\nbind_port = 9292\nworkers = 4\n\n[glance_store]\nenabled_backends = fast:file\n\n"
+            "[paste_deploy]\nflavor = keystone\n\n" + GOOD.format(port=1) + "service_type = image\n")
+    middleware = wrap_auth_token(downstream, write(tmp_path, text, "glance-api.conf"))
+    assert middleware._conf.get("service_type") == "image"
+    assert middleware.www_authenticate_uri == "http://keystone.example:5000/v3"
+
+
 def test_memcached_replaces_the_worker_cache(tmp_path):
     text = GOOD.format(port=1) + "memcached_servers = 127.0.0.1:11211\n"
     middleware = wrap_auth_token(downstream, write(tmp_path, text))
