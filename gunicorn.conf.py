@@ -1,38 +1,72 @@
-"""Production gunicorn settings, read from the environment (no app imports here)."""
+"""Production gunicorn settings and server hooks (no app imports here).
+
+gunicorn's own tuning belongs to gunicorn: the values below are defaults, and its command
+line or ``GUNICORN_CMD_ARGS`` override them, e.g.
+``GUNICORN_CMD_ARGS="--workers 4 --threads 32 --graceful-timeout 60"``.
+"""
 import os
 
+# Settings this file used to read; a server still given one would silently run differently.
+_REPLACED = {"IMAGEDATA_WORKERS": "--workers", "IMAGEDATA_THREADS": "--threads",
+             "IMAGEDATA_WORKER_TIMEOUT": "--timeout", "IMAGEDATA_GRACEFUL_TIMEOUT": "--graceful-timeout",
+             "IMAGEDATA_ACCESS_LOG": "--access-logfile", "IMAGEDATA_FORWARDED_ALLOW_IPS": "--forwarded-allow-ips"}
+for _name, _flag in _REPLACED.items():
+    if _name in os.environ:
+        raise SystemExit(f"{_name} is no longer read: give gunicorn {_flag} on its command line "
+                         "or in GUNICORN_CMD_ARGS")
+
 bind = [b.strip() for b in os.environ.get("IMAGEDATA_BIND", "127.0.0.1:9292").split(",") if b.strip()]
-workers = int(os.environ.get("IMAGEDATA_WORKERS", "2"))
+workers = 2
 # Threads keep slow clients from blocking a worker; uploads and downloads each hold one.
 worker_class = "gthread"
-threads = int(os.environ.get("IMAGEDATA_THREADS", "16"))
+threads = 16
 # The worker heartbeat, not a request limit: long transfers run in threads and keep it alive.
-timeout = int(os.environ.get("IMAGEDATA_WORKER_TIMEOUT", "120"))
-graceful_timeout = int(os.environ.get("IMAGEDATA_GRACEFUL_TIMEOUT", "30"))
+timeout = 120
+# On a stop, reload or restart, requests get this long to finish; uploads still running a
+# little before it are cut cleanly (the image is queued again) and answered 503.
+graceful_timeout = 30
 keepalive = 5
 # Header limits: oversized request lines and headers are refused by gunicorn (400/431).
 limit_request_line = 8190
 limit_request_fields = 100
 limit_request_field_size = 8190
-accesslog = os.environ.get("IMAGEDATA_ACCESS_LOG", "-") or None  # empty: no access log
+# The service writes one access line per request itself (IMAGEDATA_LOG_FORMAT: text or json).
+accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("IMAGEDATA_LOG_LEVEL", "info").lower()
-access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms req=%({x-openstack-request-id}o)s'
-# Trust X-Forwarded-* only from a proxy on this host.
-forwarded_allow_ips = os.environ.get("IMAGEDATA_FORWARDED_ALLOW_IPS", "127.0.0.1")
+if os.environ.get("IMAGEDATA_LOG_FORMAT", "").strip().lower() == "json":
+    from imagedata.logs import gunicorn_logconfig
+
+    logconfig_dict = gunicorn_logconfig("json", loglevel)
 # sendfile stays on by leaving gunicorn's ``sendfile`` setting unset: the setting exists only
 # to turn it off, and any value given here (even True) makes gunicorn copy every download
 # through Python in blksize reads instead.
+_data_dir = os.path.abspath(os.environ.get("IMAGEDATA_DATA_DIR", "var"))
 # gunicorn's control socket defaults to one path per user, which two servers on one
 # host would fight over: keep it in the data folder (disabled if the path is too long).
-_control = os.path.join(os.path.abspath(os.environ.get("IMAGEDATA_DATA_DIR", "var")), "gunicorn.ctl")
+_control = os.path.join(_data_dir, "gunicorn.ctl")
 control_socket = _control
 control_socket_disable = len(_control) > 100
+# Each server has its own metrics directory (prometheus-client's multiprocess mode).
+_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.path.join(_data_dir, "metrics")
+
+
+def child_exit(server, worker):
+    """A worker is gone (stopped, killed, reloaded): its uploads stop counting as in flight."""
+    from imagedata import metrics
+
+    metrics.mark_dead(worker.pid)
 
 
 def on_starting(server):
-    """Once, in the master before any worker starts: set up or check the schema, recover uploads."""
+    """Master start (not reloads), before any worker: an empty metrics directory shared by the
+    workers to come; then set up or check the schema and recover uploads."""
     import sys
+
+    from imagedata import metrics
+
+    metrics.prepare_directory(_metrics_dir)
+    os.environ[metrics.DIR_ENV] = _metrics_dir
 
     from imagedata.app import STARTUP_ERRORS, create_app, start_service
 
@@ -81,3 +115,10 @@ def post_fork(server, worker):
     # latency. A smaller interval (e.g. 0.001) trades upload speed for latency.
     if os.environ.get("IMAGEDATA_SWITCH_INTERVAL"):
         sys.setswitchinterval(float(os.environ["IMAGEDATA_SWITCH_INTERVAL"]))
+
+
+def post_worker_init(worker):
+    """When this worker is told to stop, cut unfinished uploads before the graceful timeout."""
+    from imagedata import drain
+
+    drain.install(worker)

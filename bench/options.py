@@ -74,7 +74,7 @@ def parse_args(argv, description=None):
                         default=[16, 64], help="concurrent download counts (default 16,64)")
     parser.add_argument("--idle-wait", type=float,
                         help="max seconds to wait for 85%% idle CPU before each timing (default 5; smoke 1; 0 = off)")
-    parser.add_argument("--workers", type=int, help="IMAGEDATA_WORKERS for gunicorn (default: the config's)")
+    parser.add_argument("--workers", type=int, help="gunicorn --workers (default: the config's)")
     parser.add_argument("--service-env", type=parse_env_pair, action="append", default=[],
                         metavar="NAME=VALUE", help="extra environment for the service (repeatable)")
     parser.add_argument("--s3", dest="s3", action="store_true", default=None,

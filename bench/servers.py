@@ -188,25 +188,23 @@ http {{
 {accel_server}}}
 """
 
-# Hook for the service's optional X-Accel-Redirect mode: nginx proxies to
-# gunicorn and serves the store files the service points it to.
-ACCEL_SERVER = """\
-    server {{
-        listen {host}:{port} backlog=4096;
-        client_max_body_size 0;
-        proxy_request_buffering off;
-        proxy_http_version 1.1;
-        location {accel_prefix} {{
-            internal;
-            alias {store_parent}/;
-        }}
-        location / {{
-            proxy_pass http://{upstream};
-            proxy_read_timeout 600s;
-            proxy_send_timeout 600s;
-        }}
-    }}
-"""
+# The service's optional X-Accel-Redirect mode runs behind the production nginx site
+# (deploy/nginx/imagedata.conf), with this run's ports, store folder and prefix.
+DEPLOY_SITE = Path(__file__).resolve().parent.parent / "deploy" / "nginx" / "imagedata.conf"
+
+
+def accel_site(host, port, accel_prefix, store_parent, upstream):
+    """The deploy site for the X-Accel benchmark (each replaced line must be there once)."""
+    text = DEPLOY_SITE.read_text()
+    prefix = "/" + accel_prefix.strip("/") + "/"
+    for old, new in (("server 127.0.0.1:9292;", f"server {upstream};"),
+                     ("listen 80;", f"listen {host}:{port} backlog=4096;"),
+                     ("alias /srv/imagedata/stores/;", f"alias {store_parent}/;"),
+                     ("location /_accel/ {", f"location {prefix} {{")):
+        if text.count(old) != 1:
+            raise RuntimeError(f"{DEPLOY_SITE}: expected {old!r} exactly once")
+        text = text.replace(old, new)
+    return text
 
 
 def user_line():
@@ -245,7 +243,7 @@ class NginxServer:
             (self.prefix / sub).mkdir(parents=True, exist_ok=True)
         accel_server = ""
         if self.accel:
-            accel_server = ACCEL_SERVER.format(host=LOOPBACK, port=self.accel_addr[1], **self.accel)
+            accel_server = accel_site(LOOPBACK, self.accel_addr[1], **self.accel)
         conf = self.prefix / "nginx.conf"
         conf.write_text(NGINX_CONF.format(prefix=self.prefix, user_line=user_line(), host=LOOPBACK,
                                           port=self.port, www=self.www, accel_server=accel_server))
@@ -278,19 +276,18 @@ class ImagedataServer:
         self.store_parent = self.workdir / "stores"
         self.port = free_port()
         self.addr = (LOOPBACK, self.port)
-        self.env = self.make_env(workers, extra_env or {})
+        self.workers_arg = ["--workers", str(workers)] if workers else []
+        self.env = self.make_env(extra_env or {})
         self.proc = None
         self.token = None
 
-    def make_env(self, workers, extra_env):
+    def make_env(self, extra_env):
         """Return the environment for the CLI and gunicorn."""
         env = dict(os.environ)
         env["PATH"] = f"{self.bin_dir}{os.pathsep}{env.get('PATH', '')}"
         env["IMAGEDATA_DATA_DIR"] = str(self.workdir / "data")
         env["IMAGEDATA_STORES"] = f"local=file://{self.store_parent / 'local'}"
         env["IMAGEDATA_BIND"] = f"{LOOPBACK}:{self.port}"
-        if workers:
-            env["IMAGEDATA_WORKERS"] = str(workers)
         env.update(extra_env)
         return env
 
@@ -313,7 +310,7 @@ class ImagedataServer:
         # A private control socket: gunicorn's default ($HOME/.gunicorn/gunicorn.ctl) is shared
         # by every gunicorn of this user, and ours must not replace another instance's.
         argv = [str(self.bin_dir / "gunicorn"), "-c", "gunicorn.conf.py",
-                "--control-socket", str(self.workdir / "gunicorn.ctl"), "wsgi:app"]
+                "--control-socket", str(self.workdir / "gunicorn.ctl"), *self.workers_arg, "wsgi:app"]
         self.proc = self.group.start("gunicorn", argv, self.repo, self.env, self.workdir / "gunicorn.log")
         try:
             wait_http_ok(self.addr, "/versions", time.monotonic() + timeout, self.proc.alive)

@@ -5,11 +5,13 @@ import ipaddress
 import logging
 import os
 import uuid
+from urllib.parse import urlsplit
 
 from flask import Flask, g, request
 from werkzeug.http import HTTP_STATUS_CODES
 
-from imagedata.api import data, images, info, members, openapi, schema_docs, versions
+from imagedata import logs, metrics
+from imagedata.api import data, health, images, info, members, openapi, schema_docs, versions
 from imagedata.api.connection import CloseAfterRefusedBody
 from imagedata.api.errors import register_error_handlers
 from imagedata.auth import wrap_wsgi
@@ -17,6 +19,7 @@ from imagedata.cli import register_commands
 from imagedata.config import ConfigError, Settings, load_settings
 from imagedata.db import UNAVAILABLE_ERRORS, close_pool, database, init_database
 from imagedata.migrations import SchemaError, check_schema, current_version, sync_schema
+from imagedata.observe import register_observer
 from imagedata.policy import Policy, parse_overrides
 from imagedata.service import Services
 from imagedata.service.lease import recover_uploads
@@ -31,7 +34,7 @@ STARTUP_ERRORS = (ConfigError, SchemaError) + UNAVAILABLE_ERRORS
 def create_app(env: dict | None = None, **overrides) -> Flask:
     """Build the WSGI app from the environment (or ``env``), with explicit ``overrides``."""
     settings = load_settings(env, **overrides)
-    configure_logging(env)
+    configure_logging(env, settings)
     check_noauth_binding(settings, env)
     app = Flask("imagedata")
     app.config["IMAGEDATA"] = settings
@@ -44,11 +47,12 @@ def create_app(env: dict | None = None, **overrides) -> Flask:
     app.extensions["imagedata"] = Services(settings, Policy(parse_overrides(settings.policy),
                                                             settings.data_admin_only), stores)
     register_request_hooks(app)
-    for blueprint in (versions.bp, info.health_bp, openapi.bp, images.bp, data.bp, members.bp, info.bp, schema_docs.bp):
+    for blueprint in (versions.bp, health.bp, openapi.bp, images.bp, data.bp, members.bp, info.bp, schema_docs.bp):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     register_commands(app)
     app.wsgi_app = versions.VersionPrefixMiddleware(CloseAfterRefusedBody(wrap_wsgi(app.wsgi_app, settings)))
+    register_observer(app)
     if settings.auth == "noauth":
         log.warning("AUTHENTICATION IS OFF (IMAGEDATA_AUTH=noauth): every caller is an admin. "
                     "Use this only on loopback for local work.")
@@ -70,21 +74,20 @@ def start_service(app: Flask) -> None:
             sync_schema()
         with database.connection_context():
             check_schema()
-            recover_uploads(services)
+            metrics.count_recoveries(len(recover_uploads(services)))
     finally:
         close_pool()  # no connection may be shared with the workers forked after this
 
 
-def configure_logging(env: dict | None) -> None:
-    """Log to stderr (gunicorn captures it) at IMAGEDATA_LOG_LEVEL, default INFO."""
+def configure_logging(env: dict | None, settings: Settings) -> None:
+    """Log to stderr (gunicorn captures it) at IMAGEDATA_LOG_LEVEL, default INFO, as text or JSON;
+    the store credentials and the database password never appear in a line."""
     level = (env if env is not None else os.environ).get("IMAGEDATA_LOG_LEVEL", "INFO").upper()
-    logger = logging.getLogger("imagedata")
-    logger.setLevel(level)
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"))
-        logger.addHandler(handler)
-        logger.propagate = False
+    logs.configure_logging(level, settings.log_format)
+    for store in settings.stores:
+        if store.s3 is not None:
+            logs.register_secrets(store.s3.access_key, store.s3.secret_key)
+    logs.register_secrets(urlsplit(settings.database_url).password)
 
 
 def check_noauth_binding(settings: Settings, env: dict | None) -> None:

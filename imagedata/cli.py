@@ -1,12 +1,16 @@
-"""The `imagedata` command: database, tokens, quotas, recovery and scrubbing."""
+"""The `imagedata` command: database, tokens, quotas, recovery, scrubbing and verification."""
 from __future__ import annotations
 
+import os
+import sys
 from contextlib import contextmanager
 
 import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
+from imagedata import metrics
+from imagedata.cli_verify import verify
 from imagedata.db import database
 from imagedata.migrations import SchemaError, check_schema, sync_schema
 from imagedata.service.lease import recover_uploads
@@ -25,6 +29,10 @@ def _create_app():
 
 def main() -> None:
     """Entry point of the console script."""
+    # Before anything records a metric: findings of scrub, verify and recover reach the
+    # server's /metrics when it runs on this host.
+    command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), "cli")
+    metrics.share_with_server(os.environ, command)
     cli = FlaskGroup(create_app=_create_app, add_default_commands=True, add_version_option=False,
                      help="imagedata: image-data service speaking the OpenStack Image API v2.")
     cli.main(prog_name="imagedata")
@@ -38,6 +46,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(recover)
     app.cli.add_command(scrub)
     app.cli.add_command(locate)
+    app.cli.add_command(verify)
 
 
 @click.command("db-sync")
@@ -158,6 +167,7 @@ def recover():
     with connected():
         recovered = recover_uploads(services)
         expired = expire_partials(services.stores)
+    metrics.count_recoveries(len(recovered))
     click.echo(f"recovered {len(recovered)} upload(s)" + "".join(f"\n  {i}" for i in recovered))
     click.echo(f"expired {len(expired)} kept partial upload(s)" + "".join(f"\n  {i}" for i in expired))
 
@@ -170,6 +180,7 @@ def scrub(fix):
     services = current_app.extensions["imagedata"]
     with connected():
         findings = run_scrub(services, fix=fix)
+    metrics.record_scrub(findings)
     for f in findings:
         action = (" removed" if f.kind == "orphan" else " flagged") if f.fixed else ""
         click.echo(f"{f.kind}\t{f.store_id}\t{f.name}\t{f.reason}{action}")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import ipaddress
 import os
 import re
 import socket
@@ -14,6 +15,7 @@ RESERVED_STORE_PREFIX = "os_glance_"
 # A lease outlives the longest pause the idle timeout allows, by this much.
 LEASE_MARGIN_SECONDS = 2
 AUTH_MODES = ("token", "trusted-headers", "noauth", "keystone")
+LOG_FORMATS = ("text", "json")
 # Glance's hashing_algorithm: any hashlib algorithm; these are the guaranteed ones with a
 # fixed-length digest (shake_* need a length for hexdigest(), which no client passes).
 HASH_ALGORITHMS = tuple(sorted(a for a in hashlib.algorithms_guaranteed if not a.startswith("shake_")))
@@ -72,6 +74,9 @@ class Settings:
     resume_seconds: int = 86400
     hash_algo: str = "sha512"  # os_hash_algo of new uploads (Glance's hashing_algorithm)
     keystone_config: str = ""  # IMAGEDATA_AUTH=keystone: file with [keystone_authtoken]
+    log_format: str = "text"
+    # Networks whose clients may read /metrics without an admin token.
+    metrics_allow: tuple = ()
 
     def store(self, store_id: str) -> StoreConfig | None:
         """The configured store with this exact id, if any."""
@@ -176,6 +181,17 @@ def _bool(env: dict, name: str, default: bool = False) -> bool:
     raise ConfigError(f"{name} must be true or false, not {raw!r}")
 
 
+def parse_networks(name: str, value: str) -> tuple:
+    """A comma-separated list of addresses or CIDR networks (``127.0.0.1, 10.0.0.0/8``)."""
+    networks = []
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        try:
+            networks.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise ConfigError(f"{name}: {part!r} is not an IP address or network") from None
+    return tuple(networks)
+
+
 def _boot_id() -> str:
     try:
         with open("/proc/sys/kernel/random/boot_id") as f:
@@ -219,6 +235,8 @@ def load_settings(env: dict | None = None, **overrides) -> Settings:
         resume_seconds=_int(env, "IMAGEDATA_RESUME_SECONDS", 86400),
         hash_algo=(env.get("IMAGEDATA_HASH_ALGO") or "sha512").strip().lower(),
         keystone_config=(env.get("IMAGEDATA_KEYSTONE_CONFIG") or "").strip(),
+        log_format=(env.get("IMAGEDATA_LOG_FORMAT") or "text").strip().lower(),
+        metrics_allow=parse_networks("IMAGEDATA_METRICS_ALLOW", env.get("IMAGEDATA_METRICS_ALLOW") or ""),
     )
     values.update(overrides)
     settings = Settings(**values)
@@ -241,3 +259,5 @@ def validate(settings: Settings) -> None:
     if settings.auth == "keystone" and not settings.keystone_config:
         raise ConfigError("IMAGEDATA_AUTH=keystone needs IMAGEDATA_KEYSTONE_CONFIG: the file with the "
                           "[keystone_authtoken] section")
+    if settings.log_format not in LOG_FORMATS:
+        raise ConfigError(f"IMAGEDATA_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from imagedata import metrics
 from imagedata.db import database
 from imagedata.service.lease import recover_uploads
 from imagedata.service.resume import expire_partials
@@ -22,7 +23,7 @@ def start_maintenance(app) -> threading.Thread | None:
         while not stop.wait(interval):
             try:
                 with database.connection_context():
-                    recover_uploads(services)
+                    metrics.count_recoveries(len(recover_uploads(services)))
                     expire_partials(services.stores)
             except Exception as exc:  # the next round retries
                 log.warning("periodic upload recovery failed: %s", exc)

@@ -4,9 +4,12 @@ When a PUT is refused before its body is read (415, 404, 409, an early 413...),
 the unread bytes make the connection unusable for a next request. gunicorn
 drops an application's ``Connection: close`` header (it is hop-by-hop) and
 would answer ``keep-alive``, so clients would send their next request on a
-connection the server then closes. This asks gunicorn itself to close it.
+connection the server then closes. This asks the server itself to close it (through
+the server adapter) and sends ``Connection: close`` for servers that honour it.
 """
 from __future__ import annotations
+
+from imagedata import server_adapter
 
 
 def _has_body(environ) -> bool:
@@ -30,9 +33,7 @@ class CloseAfterRefusedBody:
 
         def closing_start_response(status, headers, exc_info=None):
             if int(status.split(" ", 1)[0]) >= 400:
-                server_response = getattr(start_response, "__self__", None)
-                if hasattr(server_response, "force_close"):  # gunicorn
-                    server_response.force_close()
+                server_adapter.force_close(environ, start_response)
                 headers = [h for h in headers if h[0].lower() != "connection"] + [("Connection", "close")]
             return start_response(status, headers, exc_info)
 

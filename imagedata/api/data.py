@@ -9,6 +9,7 @@ from werkzeug.wsgi import ClosingIterator, wrap_file
 from imagedata.api.common import no_body, services
 from imagedata.auth import authenticate, current_caller
 from imagedata.errors import BadRequest, LengthRequired, NotImplementedByServer, UnsupportedMediaType
+from imagedata.observe import watch_upload
 from imagedata.service import download, upload
 
 bp = Blueprint("data", __name__, url_prefix="/v2/images")
@@ -61,15 +62,8 @@ def upload_data(image_id):
                                content_range=request.headers.get("Content-Range"),
                                content_md5=request.headers.get("Content-MD5"),
                                repr_digest=request.headers.get("Repr-Digest"))
-    sock = request.environ.get("gunicorn.socket")
-    previous = sock.gettimeout() if sock is not None else None
-    if sock is not None:
-        sock.settimeout(services().settings.upload_idle_timeout)
-    try:
+    with watch_upload(request.environ, services().settings.upload_idle_timeout):
         upload.upload_image_data(services(), current_caller(), req)
-    finally:
-        if sock is not None:
-            sock.settimeout(previous)
     return Response(status=204)
 
 

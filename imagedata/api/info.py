@@ -1,16 +1,14 @@
-"""Discovery: /v2/info/stores, /v2/info/stores/detail, /v2/info/import, /v2/info/usage; health."""
+"""Discovery: /v2/info/stores, /v2/info/stores/detail, /v2/info/import, /v2/info/usage."""
 from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
 from imagedata.api.common import no_body, services
 from imagedata.auth import authenticate, current_caller
-from imagedata.models import Image
 from imagedata.service import quotas
 
 bp = Blueprint("info", __name__, url_prefix="/v2/info")
 bp.before_request(authenticate)
-health_bp = Blueprint("health", __name__)
 
 
 def _store_entry(store, detail: bool) -> dict:
@@ -50,20 +48,3 @@ def import_methods():
 def usage():
     """The caller's project's limits and usage."""
     return jsonify(quotas.usage_report(services().settings, current_caller().project_id))
-
-
-@health_bp.get("/healthcheck")
-def healthcheck():
-    """200 "OK" when the database answers and every store is usable; 503 otherwise."""
-    problems = []
-    try:
-        Image.select().limit(1).count()
-    except Exception:
-        problems.append("database: unavailable")
-    for store in services().stores:
-        problem = store.health().problem
-        if problem:
-            problems.append(f"store {store.store_id}: {problem}")
-    if problems:
-        return "\n".join(problems) + "\n", 503, {"Content-Type": "text/plain"}
-    return "OK\n", 200, {"Content-Type": "text/plain"}

@@ -28,13 +28,14 @@ class Server:
         self.root = str(root)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEDATA_")}
+        self.env = {k: v for k, v in os.environ.items()
+                    if not k.startswith("IMAGEDATA_") and k not in ("GUNICORN_CMD_ARGS", "PROMETHEUS_MULTIPROC_DIR")}
         self.env.update({
             "IMAGEDATA_DATA_DIR": f"{self.root}/data",
             "IMAGEDATA_STORES": f"local=file://{self.root}/stores/local,slow=file://{self.root}/stores/slow",
             "IMAGEDATA_BIND": f"127.0.0.1:{self.port}",
-            "IMAGEDATA_WORKERS": "2",
-            "IMAGEDATA_ACCESS_LOG": "",
+            # gunicorn's own settings go through its flags (pass GUNICORN_CMD_ARGS to change them).
+            "GUNICORN_CMD_ARGS": "--workers 2",
         })
         self.env.update({k: str(v) for k, v in env.items()})
         self.log_path = os.path.join(self.root, "gunicorn.log")

@@ -3,85 +3,26 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import signal
-import subprocess
-import time
 
 import pytest
 import requests
 
-from tests.e2e.server import Server, free_port
+from tests.e2e.nginx import NGINX, Nginx
+from tests.e2e.server import Server
 
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(not os.path.exists(NGINX), reason="nginx is not installed; CI installs it")]
-
-CONF = """\
-daemon off;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log warn;
-{user}
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
-    client_body_temp_path {prefix}/body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
-    sendfile on;
-    server {{
-        listen 127.0.0.1:{port};
-        location /_accel/ {{
-            internal;
-            alias {stores}/;
-            types {{ }}
-            default_type application/octet-stream;
-            etag off;
-            add_header Content-MD5 $upstream_http_content_md5;
-            add_header ETag $upstream_http_etag;
-            add_header x-openstack-request-id $upstream_http_x_openstack_request_id;
-        }}
-        location / {{
-            proxy_pass http://127.0.0.1:{upstream};
-            proxy_http_version 1.1;
-            proxy_request_buffering off;
-            proxy_buffering off;
-            client_max_body_size 0;
-        }}
-    }}
-}}
-"""
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    """imagedata (accel mode) behind a private nginx; yields (server, nginx base URL)."""
+    """imagedata (accel mode) behind a private nginx running deploy/nginx/imagedata.conf;
+    yields (server, nginx base URL)."""
     root = tmp_path_factory.mktemp("accel")
     srv = Server(root / "srv", IMAGEDATA_ACCEL_REDIRECT="/_accel").start()
-    prefix = root / "nginx"
-    prefix.mkdir()
-    port = free_port()
-    user = "user root root;" if os.geteuid() == 0 else ""
-    (prefix / "nginx.conf").write_text(CONF.format(prefix=prefix, port=port, upstream=srv.port, user=user,
-                                                   stores=os.path.join(srv.root, "stores")))
-    proc = subprocess.Popen([NGINX, "-p", f"{prefix}/", "-c", str(prefix / "nginx.conf")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{url}/versions", timeout=1).status_code == 200:
-                break
-        except requests.RequestException:
-            time.sleep(0.1)
-    yield srv, url
-    proc.send_signal(signal.SIGQUIT)
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    nginx = Nginx(root / "nginx", srv.port, os.path.join(srv.root, "stores")).start()
+    yield srv, nginx.url
+    nginx.stop()
     srv.stop()
 
 

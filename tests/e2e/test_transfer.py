@@ -161,7 +161,7 @@ def test_client_disconnect_returns_image_to_queued(server, token, chunked):
 
 @pytest.mark.e2e
 def test_memory_stays_flat_for_512mib(start_server):
-    srv = start_server(IMAGEDATA_WORKERS="1")
+    srv = start_server(GUNICORN_CMD_ARGS="--workers 1")
     token = srv.token("p1")
     (worker,) = srv.worker_pids()
     size = 512 * MIB

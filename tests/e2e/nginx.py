@@ -1,0 +1,111 @@
+"""A private nginx running the production site file deploy/nginx/imagedata.conf.
+
+Only the listen address, the upstream port and the store folder of the site are replaced
+(each must appear exactly once, so a change to the site's shape fails loudly here).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import requests
+
+from tests.e2e.server import REPO, free_port
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+SITE = os.path.join(REPO, "deploy", "nginx", "imagedata.conf")
+
+MAIN_CONF = """\
+daemon off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+{user}
+events {{ worker_connections 512; }}
+http {{
+    access_log off;
+    client_body_temp_path {prefix}/body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    sendfile on;
+    include {site};
+}}
+"""
+
+
+def render_site(upstream_port: int, listen_port: int, stores_dir: str, text: str | None = None) -> str:
+    """The deploy site with this test's ports and store folder."""
+    text = open(SITE).read() if text is None else text
+    replacements = {
+        "server 127.0.0.1:9292;": f"server 127.0.0.1:{upstream_port};",
+        "listen 80;": f"listen 127.0.0.1:{listen_port};",
+        "alias /srv/imagedata/stores/;": f"alias {stores_dir.rstrip('/')}/;",
+    }
+    for old, new in replacements.items():
+        if text.count(old) != 1:
+            raise AssertionError(f"{SITE}: expected {old!r} exactly once")
+        text = text.replace(old, new)
+    return text
+
+
+class Nginx:
+    """nginx in the foreground in a private prefix, proxying to one imagedata server."""
+
+    def __init__(self, prefix, upstream_port: int, stores_dir: str):
+        self.prefix = str(prefix)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.upstream_port = upstream_port
+        self.stores_dir = stores_dir
+        self.proc = None
+
+    def start(self, timeout: float = 10.0) -> "Nginx":
+        """Write the configuration, check it (nginx -t), start nginx and wait for it to proxy."""
+        os.makedirs(self.prefix, exist_ok=True)
+        site = os.path.join(self.prefix, "imagedata.conf")
+        with open(site, "w") as f:
+            f.write(render_site(self.upstream_port, self.port, self.stores_dir))
+        user = "user root root;" if os.geteuid() == 0 else ""
+        conf = os.path.join(self.prefix, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(MAIN_CONF.format(prefix=self.prefix, user=user, site=site))
+        argv = [NGINX, "-p", f"{self.prefix}/", "-c", conf, "-e", os.path.join(self.prefix, "error.log")]
+        check = subprocess.run(argv + ["-t"], capture_output=True, text=True)
+        if check.returncode:
+            raise RuntimeError(f"nginx -t failed: {check.stderr}")
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"nginx exited: {self.error_log()}")
+            try:
+                if requests.get(f"{self.url}/versions", timeout=1).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"nginx did not proxy in {timeout}s: {self.error_log()}")
+
+    def error_log(self) -> str:
+        """The tail of nginx's error log."""
+        try:
+            with open(os.path.join(self.prefix, "error.log"), errors="replace") as f:
+                return f.read()[-3000:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        """Graceful stop (SIGQUIT) of the nginx we started, by pid; SIGKILL if it hangs."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGQUIT)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
