@@ -77,6 +77,14 @@ def on_starting(server):
         sys.exit(1)
 
 
+def when_ready(server):
+    """IMAGEDATA_AUTH=noauth: halt unless every socket the master really listens on is local."""
+    # The guard is a small module without Flask; it does not load the app.
+    from imagedata.noauth_guard import check_server
+
+    check_server(server, os.environ.get("IMAGEDATA_AUTH", "").strip())
+
+
 # glibc malloc tuning of each worker (see _tune_malloc).
 MALLOC_ARENAS = 2
 MALLOC_MMAP_THRESHOLD = 1 << 20
@@ -108,6 +116,10 @@ def post_fork(server, worker):
     """Per-worker tuning that must happen in the worker process itself."""
     import sys
 
+    from imagedata.noauth_guard import check_worker
+
+    # A worker binds its own sockets with reuse_port, and a reload may change the binds.
+    check_worker(worker, os.environ.get("IMAGEDATA_AUTH", "").strip())
     _tune_malloc()
 
     # Request threads wait for the GIL after every socket or database call; while

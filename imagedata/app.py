@@ -1,7 +1,6 @@
 """The application factory: config -> db -> stores -> blueprints -> error handlers -> CLI."""
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import uuid
@@ -14,11 +13,14 @@ from imagedata import logs, metrics
 from imagedata.api import data, health, images, info, members, openapi, schema_docs, versions
 from imagedata.api.connection import CloseAfterRefusedBody
 from imagedata.api.errors import register_error_handlers
+from imagedata.api.inputs import register_input_checks
 from imagedata.auth import wrap_wsgi
 from imagedata.cli import register_commands
 from imagedata.config import ConfigError, Settings, load_settings
 from imagedata.db import UNAVAILABLE_ERRORS, close_pool, database, init_database
+from imagedata.errors import Forbidden
 from imagedata.migrations import SchemaError, check_schema, current_version, sync_schema
+from imagedata.noauth_guard import check_bind_setting, is_local_peer
 from imagedata.observe import register_observer
 from imagedata.policy import Policy, parse_overrides
 from imagedata.service import Services
@@ -47,6 +49,7 @@ def create_app(env: dict | None = None, **overrides) -> Flask:
     app.extensions["imagedata"] = Services(settings, Policy(parse_overrides(settings.policy),
                                                             settings.data_admin_only), stores)
     register_request_hooks(app)
+    register_input_checks(app)
     for blueprint in (versions.bp, health.bp, openapi.bp, images.bp, data.bp, members.bp, info.bp, schema_docs.bp):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
@@ -54,6 +57,7 @@ def create_app(env: dict | None = None, **overrides) -> Flask:
     app.wsgi_app = versions.VersionPrefixMiddleware(CloseAfterRefusedBody(wrap_wsgi(app.wsgi_app, settings)))
     register_observer(app)
     if settings.auth == "noauth":
+        app.before_request(refuse_remote_peer)
         log.warning("AUTHENTICATION IS OFF (IMAGEDATA_AUTH=noauth): every caller is an admin. "
                     "Use this only on loopback for local work.")
     return app
@@ -91,20 +95,26 @@ def configure_logging(env: dict | None, settings: Settings) -> None:
 
 
 def check_noauth_binding(settings: Settings, env: dict | None) -> None:
-    """noauth mode refuses to run unless the server is bound to loopback only."""
+    """noauth refuses to start when IMAGEDATA_BIND names a non-loopback address.
+
+    This checks what the operator declared, early and under any server. The sockets gunicorn
+    really listens on are checked by its hooks (``imagedata.noauth_guard``, wired in
+    gunicorn.conf.py), and every request's peer by ``refuse_remote_peer``.
+    """
     if settings.auth != "noauth":
         return
     bind = (env if env is not None else os.environ).get("IMAGEDATA_BIND", "127.0.0.1:9292")
-    for address in bind.split(","):
-        host = address.strip().rsplit(":", 1)[0].strip("[]")
-        if host == "localhost":
-            continue
-        try:
-            loopback = ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            loopback = False
-        if not loopback:
-            raise ConfigError(f"IMAGEDATA_AUTH=noauth refuses to start: IMAGEDATA_BIND {address!r} is not loopback")
+    public = check_bind_setting(bind)
+    if public:
+        raise ConfigError(f"IMAGEDATA_AUTH=noauth refuses to start: IMAGEDATA_BIND {', '.join(public)!r} "
+                          "is not loopback")
+
+
+def refuse_remote_peer() -> None:
+    """noauth: a caller on another host is refused, whatever the server was told to listen on."""
+    if not is_local_peer(request.remote_addr):
+        raise Forbidden("Authentication is off on this server (IMAGEDATA_AUTH=noauth); it serves only callers "
+                        "on this host.")
 
 
 def register_request_hooks(app: Flask) -> None:

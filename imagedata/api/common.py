@@ -8,6 +8,7 @@ from flask import current_app, request
 
 from imagedata.errors import BadRequest, TooLarge
 from imagedata.service import Services
+from imagedata.storable import check_json
 
 MAX_JSON_BODY = 1 << 20
 
@@ -37,7 +38,7 @@ def no_body(view):
 
 
 def read_json():
-    """The request body parsed as JSON; 400 when empty or malformed, 413 when huge."""
+    """The request body parsed as JSON; 400 when empty, malformed or holding unstorable text, 413 when huge."""
     if request.content_length is not None and request.content_length > MAX_JSON_BODY:
         raise TooLarge("The request body is too large.")
     raw = request.stream.read(MAX_JSON_BODY + 1)
@@ -46,6 +47,8 @@ def read_json():
     if not raw.strip():
         raise BadRequest("Body expected in request.")
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        document = json.loads(raw)
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply to parse
         raise BadRequest("Malformed JSON in request body.") from None
+    check_json(document)
+    return document

@@ -36,6 +36,8 @@ def wants_json() -> bool:
 def error_response(status: int, title: str, message: str, headers: dict | None = None):
     """Build the error response in the negotiated format."""
     code = f"{status} {title}"
+    # A message may quote client text; never let an unencodable character turn an error into a 500.
+    message = message.encode("utf-8", "backslashreplace").decode("utf-8")
     if wants_json():
         response = jsonify({"message": message, "code": code, "title": title})
     else:
@@ -77,6 +79,18 @@ def handle_out_of_range(exc: Exception):
     return error_response(400, "Bad Request", "A value in the request is out of range.")
 
 
+def handle_value_error(exc: ValueError):
+    """Text a database driver cannot encode (a safety net behind ``storable``): 400, not 500.
+
+    SQLite and psycopg2 raise UnicodeEncodeError for a lone surrogate; psycopg2 raises a plain
+    ValueError for NUL. Any other ValueError is a bug and takes the last-resort path.
+    """
+    if isinstance(exc, UnicodeError) or "NUL (0x00)" in str(exc):
+        log.warning("unstorable text on %s %s: %s", request.method, request.path, exc)
+        return error_response(400, "Bad Request", "A text value in the request cannot be stored.")
+    return handle_unexpected(exc)
+
+
 def handle_unexpected(exc: Exception):
     """Last resort: log the traceback, tell the client nothing internal."""
     if isinstance(exc, HTTPException):
@@ -94,4 +108,5 @@ def register_error_handlers(app: Flask) -> None:
         app.register_error_handler(cls, handle_database_unavailable)
     for cls in (OverflowError, DataError):
         app.register_error_handler(cls, handle_out_of_range)
+    app.register_error_handler(ValueError, handle_value_error)
     app.register_error_handler(Exception, handle_unexpected)

@@ -1,76 +1,77 @@
-"""JSON-schema documents clients fetch and validate against (/v2/schemas/...)."""
+"""JSON-schema documents clients fetch and validate against (/v2/schemas/...).
+
+Generated from the attribute tables in ``imagedata.schemas`` (which also build the request
+validation), in two dialects: Glance's JSON schema (a nullable type is a list with "null",
+and null is one of a nullable enum's values) and OpenAPI 3.0 (``nullable: true``).
+"""
 from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
 from imagedata.api.common import no_body
 from imagedata.auth import authenticate
-from imagedata.schemas import CONTAINER_FORMATS, DISK_FORMATS, MEMBER_STATUSES, STATUSES, UUID_PATTERN, VISIBILITIES
+from imagedata.schemas import EXTRA_PROPERTY, IMAGE, MEMBER, READ_ONLY_ACCESS, Attribute
 
 bp = Blueprint("schemas", __name__, url_prefix="/v2/schemas")
 bp.before_request(authenticate)
 
+BOUNDS = (("pattern", "pattern"), ("min_length", "minLength"), ("max_length", "maxLength"),
+          ("minimum", "minimum"), ("maximum", "maximum"))
 
-def _nullable(kind: str, text: str, **extra) -> dict:
-    return {"type": ["null", kind], "description": text, **extra}
+
+def property_schema(attribute: Attribute, openapi: bool = False) -> dict:
+    """The JSON schema of one attribute, in Glance's dialect or OpenAPI 3.0's."""
+    out: dict = {}
+    if attribute.nullable and not openapi:
+        out["type"] = ["null", attribute.kind]
+    else:
+        out["type"] = attribute.kind
+        if attribute.nullable:
+            out["nullable"] = True
+    if attribute.access == READ_ONLY_ACCESS:
+        out["readOnly"] = True
+    out["description"] = attribute.description
+    if attribute.enum:
+        # Glance: null is one of a nullable enum's values; OpenAPI 3.0 says nullable instead.
+        out["enum"] = [None, *attribute.enum] if attribute.nullable and not openapi else list(attribute.enum)
+    for name, keyword in BOUNDS:
+        if getattr(attribute, name) is not None:
+            out[keyword] = getattr(attribute, name)
+    if attribute.items is not None:
+        out["items"] = property_schema(attribute.items, openapi)
+        del out["items"]["description"]
+    elif attribute.items_schema is not None:
+        out["items"] = attribute.items_schema
+    return out
 
 
-def _read_only(kind, text: str, **extra) -> dict:
-    return {"type": kind, "readOnly": True, "description": text, **extra}
+def object_schema(attributes, openapi: bool = False) -> dict:
+    """The ``properties`` of an object made of ``attributes``."""
+    return {a.name: property_schema(a, openapi) for a in attributes}
+
+
+def extra_properties_schema(openapi: bool = False) -> dict:
+    """What any attribute not in the table must be (a bounded string)."""
+    out = property_schema(EXTRA_PROPERTY, openapi)
+    del out["description"]
+    return out
 
 
 def image_properties() -> dict:
     """The property definitions of one image (shared by the image and images schemas)."""
-    return {
-        "id": {"type": "string", "description": "Image identifier (a UUID)", "pattern": UUID_PATTERN},
-        "name": _nullable("string", "Image name", maxLength=255),
-        "status": _read_only("string", "Image status", enum=list(STATUSES)),
-        "visibility": {"type": "string", "description": "Who can see the image", "enum": list(VISIBILITIES)},
-        "protected": {"type": "boolean", "description": "If true, the image cannot be deleted."},
-        "os_hidden": {"type": "boolean", "description": "If true, default listings omit the image."},
-        "checksum": _read_only(["null", "string"], "MD5 of the image data", maxLength=32),
-        "os_hash_algo": _read_only(["null", "string"], "Algorithm of os_hash_value", maxLength=64),
-        "os_hash_value": _read_only(["null", "string"], "Hex digest of the image data", maxLength=128),
-        "owner": _nullable("string", "Project owning the image", maxLength=255),
-        "size": _read_only(["null", "integer"], "Size of the image data in bytes"),
-        "virtual_size": _read_only(["null", "integer"], "Virtual size of the disk in bytes"),
-        "container_format": {"type": ["null", "string"], "description": "Container format",
-                             "enum": [None, *CONTAINER_FORMATS]},
-        "disk_format": {"type": ["null", "string"], "description": "Disk format", "enum": [None, *DISK_FORMATS]},
-        "created_at": _read_only("string", "When the image was created"),
-        "updated_at": _read_only("string", "When the image was last changed"),
-        "tags": {"type": "array", "description": "Tags of the image",
-                 "items": {"type": "string", "maxLength": 255}},
-        "direct_url": _read_only("string", "Never shown by this service"),
-        "min_ram": {"type": "integer", "description": "RAM needed to boot (MB)"},
-        "min_disk": {"type": "integer", "description": "Disk needed to boot (GB)"},
-        "self": _read_only("string", "URL of the image record"),
-        "file": _read_only("string", "URL of the image data"),
-        "stores": _read_only("string", "Store holding the image data (comma-separated ids)"),
-        "schema": _read_only("string", "URL of this schema"),
-        "locations": {"type": "array", "description": "Not exposed by this service",
-                      "items": {"type": "object", "properties": {"url": {"type": "string", "maxLength": 255},
-                                                                 "metadata": {"type": "object"}},
-                                "required": ["url", "metadata"]}},
-    }
+    return object_schema(IMAGE)
 
 
 def image_schema() -> dict:
     """The schema of one image."""
-    return {"name": "image", "properties": image_properties(), "additionalProperties": {"type": "string"},
+    return {"name": "image", "properties": image_properties(), "additionalProperties": extra_properties_schema(),
             "links": [{"rel": "self", "href": "{self}"}, {"rel": "enclosure", "href": "{file}"},
                       {"rel": "describedby", "href": "{schema}"}]}
 
 
 def member_schema() -> dict:
     """The schema of one image member."""
-    return {"name": "member", "properties": {
-        "image_id": {"type": "string", "description": "Image id", "pattern": UUID_PATTERN},
-        "member_id": {"type": "string", "description": "Member project"},
-        "status": {"type": "string", "description": "Membership status", "enum": list(MEMBER_STATUSES)},
-        "created_at": {"type": "string", "description": "When the member was added"},
-        "updated_at": {"type": "string", "description": "When the member changed"},
-        "schema": {"type": "string", "readOnly": True, "description": "URL of this schema"}}}
+    return {"name": "member", "properties": object_schema(MEMBER)}
 
 
 @bp.get("/image")

@@ -43,7 +43,7 @@ def apply_patch(image, ops) -> tuple[dict, set[str], list[str] | None]:
     extras = dict(image.extra_properties)
     changes: dict = {}
     removed: set[str] = set()
-    tags = None
+    tags, tags_given = None, False  # a null value is given too (and refused by the schema)
     for op, name, value in ops:
         if name in READ_ONLY or name == "id":
             raise Forbidden(f"Attribute '{name}' is read-only.")
@@ -52,7 +52,7 @@ def apply_patch(image, ops) -> tuple[dict, set[str], list[str] | None]:
         if name == "tags":
             if op == "remove":
                 raise Forbidden("Attribute 'tags' may not be removed.")
-            tags = value
+            tags, tags_given = value, True
             continue
         if op == "remove":
             if name in BASE_ATTRIBUTES:
@@ -70,11 +70,11 @@ def apply_patch(image, ops) -> tuple[dict, set[str], list[str] | None]:
             extras[name] = value
             removed.discard(name)
     body = dict(changes)
-    if tags is not None:
+    if tags_given:
         body["tags"] = tags
     base, new_extras = load_image_body(body, partial=True)
     if len(extras) > MAX_EXTRA_PROPERTIES:
         raise TooLarge(f"Maximum number of extra properties ({MAX_EXTRA_PROPERTIES}) exceeded.")
     validated = {**base, **new_extras}
-    new_tags = validated.pop("tags", None) if tags is not None else None
+    new_tags = validated.pop("tags", None) if tags_given else None
     return validated, removed, new_tags
