@@ -142,7 +142,12 @@ class _Direct:
                     if view is None:
                         settle(len(ring.views) - 1)
                         view, fill = ring.next()[:chunk_size], 0
-                    got = self._receive(view[fill:fill + span])
+                    try:
+                        got = self._receive(view[fill:fill + span])
+                    except ClientAborted:
+                        if fill:  # what arrived before the cut is the client's data (kept for a resume)
+                            yield view[:fill]
+                        raise
                     fill += got
                     span -= got
                     if self.length is not None:

@@ -359,3 +359,16 @@ def rng(name: str) -> random.Random:
     count(f"seed {name}={seed}", 0)
     print(f"{name}: FAULTS_SEED={seed}")
     return random.Random(seed)
+
+
+def kept_offset(srv, token, image_id) -> int | None:
+    """The Upload-Offset of an image's kept partial upload (HEAD .../file), or None."""
+    response = requests.head(f"{srv.url}/v2/images/{image_id}/file", headers={"X-Auth-Token": token}, timeout=30)
+    saw(response.status_code)
+    value = response.headers.get("Upload-Offset")
+    return int(value) if value is not None else None
+
+
+def resume_put(srv, token, image_id, offset, rest: bytes, total: int) -> requests.Response:
+    """Continue a kept upload at ``offset`` with the remaining bytes (what curl -C sends)."""
+    return put(srv, token, image_id, rest, **{"Content-Range": f"bytes {offset}-{total - 1}/{total}"})

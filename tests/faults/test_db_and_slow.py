@@ -12,8 +12,8 @@ import requests
 
 from tests.e2e import streams
 from tests.e2e.server import Server
-from tests.faults.helpers import (MIB, RawUpload, assert_no_path, count, create, download_sha512, files_of, put,
-                                  raw_request, scrub, status_of, wait_status)
+from tests.faults.helpers import (MIB, RawUpload, assert_no_path, count, create, download_sha512, files_of,
+                                  kept_offset, put, raw_request, scrub, status_of, wait_status)
 
 pytestmark = pytest.mark.e2e
 LEASE = 4
@@ -131,9 +131,12 @@ def test_stalled_upload_is_abandoned_after_idle_timeout(slow_srv, chunked):
     assert response is not None and response.status == 400, response
     assert 1.5 < waited < 8, waited
     assert status_of(srv, token, image_id) == "queued"
-    assert files_of(srv, image_id) == []
+    # A declared size can be resumed: the megabyte that arrived is kept (chunked: nothing).
+    assert kept_offset(srv, token, image_id) == (None if chunked else MIB)
+    assert len(files_of(srv, image_id)) == (0 if chunked else 1)
     upload.close()
     assert put(srv, token, image_id, b"retry").status_code == 204
+    assert len(files_of(srv, image_id)) == 1 and kept_offset(srv, token, image_id) is None
 
 
 def test_slow_clients_cannot_starve_the_service(slow_srv):

@@ -11,8 +11,8 @@ import requests
 
 from tests.e2e import streams
 from tests.e2e.server import Server
-from tests.faults.helpers import (MIB, RawUpload, count, create, download_sha512, files_of, put, raw_request,
-                                  request_head, rng, scrub, show, usage, wait_status)
+from tests.faults.helpers import (MIB, RawUpload, count, create, download_sha512, files_of, kept_offset, put,
+                                  raw_request, request_head, resume_put, rng, scrub, show, usage, wait_status)
 
 LEASE = 4
 
@@ -90,12 +90,29 @@ def test_client_disconnect_mid_upload(srv, token, framing, cut):
     time.sleep(0.3)
     upload.close()
     assert wait_status(srv, token, image_id, ("queued",), timeout=10) == "queued"
-    deadline = time.monotonic() + 5
-    while files_of(srv, image_id) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    _assert_clean_queued(srv, token, image_id)
-    assert usage(srv, token) == before
-    _retry_works(srv, token, image_id)
+    kept = KEPT_AFTER_CUT.get((framing, cut))
+    if kept is None:  # nothing arrived, or no declared size to resume to
+        deadline = time.monotonic() + 5
+        while files_of(srv, image_id) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        _assert_clean_queued(srv, token, image_id)
+        assert usage(srv, token) == before
+        _retry_works(srv, token, image_id)
+        return
+    prefix = b"x" * kept if cut == "one-byte-short" else b"".join(streams.chunks(5, 2 * MIB, 256 * 1024))
+    assert kept_offset(srv, token, image_id) == kept == len(prefix)
+    assert [f[-5:] for f in files_of(srv, image_id)] == [".part"]
+    rest = b"r" * (size - kept)
+    response = resume_put(srv, token, image_id, kept, rest, size)
+    assert response.status_code == 204, response.text
+    code, image = show(srv, token, image_id)
+    assert (image["status"], image["size"], image["os_hash_value"]) == (
+        "active", size, hashlib.sha512(prefix + rest).hexdigest())
+    assert len(files_of(srv, image_id)) == 1 and kept_offset(srv, token, image_id) is None
+
+
+# A cut-off upload of a declared size keeps what arrived (the README's "Resumable uploads").
+KEPT_AFTER_CUT = {("content-length", "mid-body"): 2 * MIB, ("content-length", "one-byte-short"): 4 * MIB - 1}
 
 
 def test_client_half_closes_and_reads_the_400(srv, token):
@@ -105,8 +122,9 @@ def test_client_half_closes_and_reads_the_400(srv, token):
         ("Content-Type", "application/octet-stream"), ("Content-Length", str(MIB))]) + b"a" * 1000,
         half_close=True)
     assert response is not None and response.status == 400, response
-    _assert_clean_queued(srv, token, image_id)
+    assert kept_offset(srv, token, image_id) == 1000  # kept for a resume; a plain PUT starts over
     _retry_works(srv, token, image_id)
+    assert len(files_of(srv, image_id)) == 1
 
 
 # -- two uploads to one image ---------------------------------------------------------------
@@ -336,9 +354,16 @@ def test_declared_size_lies(srv, token, name, headers, body, how, allowed):
         response = raw_request(srv, head + body, timeout=10, half_close=how == "half-close")
     assert response is not None, "no answer"
     assert response.status in allowed, response
-    _assert_clean_queued(srv, token, image_id)
+    if name in KEPT_LIES:  # a body shorter than its Content-Length looks like a cut: kept for a resume
+        assert kept_offset(srv, token, image_id) == KEPT_LIES[name]
+    else:
+        _assert_clean_queued(srv, token, image_id)
     assert usage(srv, token) == before
     _retry_works(srv, token, image_id)
+    assert len(files_of(srv, image_id)) == 1 and kept_offset(srv, token, image_id) is None
+
+
+KEPT_LIES = {"content-length-too-large": len(BODY)}
 
 
 def test_content_length_shorter_than_body_stores_only_declared_bytes(srv, token):
