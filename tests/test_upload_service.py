@@ -200,3 +200,17 @@ def test_recovery_keeps_a_live_lease(svc):
     upload.begin(svc, Image.get_by_id(image_id), svc.stores.default, None)
     assert recover_uploads(svc) == []
     assert Image.get_by_id(image_id).status == "saving"
+
+
+def test_a_lease_of_another_host_is_judged_by_its_heartbeat_only(svc):
+    from imagedata.service.lease import lease_is_dead
+
+    image_id = new_image(svc)
+    upload.begin(svc, Image.get_by_id(image_id), svc.stores.default, None)
+    dead_pid = 2 ** 22 + 12345
+    Image.update(upload_host="another-host:boot", upload_pid=dead_pid).where(Image.id == image_id).execute()
+    image = Image.get_by_id(image_id)
+    assert not lease_is_dead(image, 60, svc.settings.host_id)  # its pid means nothing here
+    assert recover_uploads(svc) == []
+    Image.update(upload_host=svc.settings.host_id).where(Image.id == image_id).execute()
+    assert lease_is_dead(Image.get_by_id(image_id), 60, svc.settings.host_id)  # ours, and gone

@@ -37,11 +37,12 @@ http {{
 """
 
 
-def render_site(upstream_port: int, listen_port: int, stores_dir: str, text: str | None = None) -> str:
-    """The deploy site with this test's ports and store folder."""
+def render_site(upstream_port, listen_port: int, stores_dir: str, text: str | None = None) -> str:
+    """The deploy site with this test's ports (one upstream, or a list of hosts) and store folder."""
     text = open(SITE).read() if text is None else text
+    ports = upstream_port if isinstance(upstream_port, (list, tuple)) else [upstream_port]
     replacements = {
-        "server 127.0.0.1:9292;": f"server 127.0.0.1:{upstream_port};",
+        "server 127.0.0.1:9292;": "\n    ".join(f"server 127.0.0.1:{port};" for port in ports),
         "listen 80;": f"listen 127.0.0.1:{listen_port};",
         "alias /srv/imagedata/stores/;": f"alias {stores_dir.rstrip('/')}/;",
     }
@@ -55,7 +56,7 @@ def render_site(upstream_port: int, listen_port: int, stores_dir: str, text: str
 class Nginx:
     """nginx in the foreground in a private prefix, proxying to one imagedata server."""
 
-    def __init__(self, prefix, upstream_port: int, stores_dir: str):
+    def __init__(self, prefix, upstream_port, stores_dir: str):
         self.prefix = str(prefix)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

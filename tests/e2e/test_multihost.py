@@ -1,0 +1,151 @@
+"""Two imagedata hosts on one PostgreSQL and one SeaweedFS, behind nginx with the deploy site.
+
+Everything is real and runs as README's "Scaling out" says: separate gunicorn masters with
+their own data folders and host ids, the metadata in PostgreSQL, the bytes in S3.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+
+import pytest
+import requests
+
+from tests.e2e import streams
+from tests.e2e.nginx import Nginx
+from tests.e2e.server import Server, pid_running
+from tests.faults.helpers import RawUpload, create, db_rows, put, show, wait_status
+
+MIB = streams.MIB
+LEASE = 6
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def bucket(seaweedfs):
+    return seaweedfs.make_bucket("multihost")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, seaweedfs, bucket, server_database):
+    """Host A and host B (one database, one bucket) and an nginx in front of both."""
+    root = tmp_path_factory.mktemp("multihost")
+    shared = {"IMAGEDATA_STORES": f"images={seaweedfs.store_url(bucket, 'images')}",
+              "IMAGEDATA_UPLOAD_LEASE_SECONDS": LEASE, "IMAGEDATA_UPLOAD_IDLE_TIMEOUT": 4,
+              **server_database("postgresql"), **seaweedfs.env()}
+    hosts = {}
+    for name in ("a", "b"):
+        hosts[name] = Server(root / f"host-{name}", IMAGEDATA_HOST_ID=f"host-{name}", **shared).start()
+    proxy = Nginx(root / "nginx", [hosts["a"].port, hosts["b"].port], str(root / "unused-stores")).start()
+    yield hosts, proxy
+    proxy.stop()
+    for host in hosts.values():
+        host.stop()
+
+
+@pytest.fixture(scope="module")
+def token(cluster):
+    hosts, _ = cluster
+    return hosts["a"].token("p1")  # one database: a token made on A works on B
+
+
+class Via:
+    """A base URL to talk to (a host directly, or nginx), shaped like a Server for the helpers."""
+
+    def __init__(self, url, port):
+        self.url, self.port = url, port
+
+
+def objects(seaweedfs, bucket, image_id):
+    return [k for k in seaweedfs.keys(bucket, "images/") if image_id in k]
+
+
+def test_upload_through_nginx_and_download_from_everywhere(cluster, token):
+    hosts, proxy = cluster
+    via = Via(proxy.url, proxy.port)
+    for framing in ("content-length", "chunked"):
+        image_id = create(via, token)
+        body = streams.chunks(21, 24 * MIB)
+        response = put(via, token, image_id, b"".join(body) if framing == "content-length" else body)
+        assert response.status_code == 204, response.text
+        expected = streams.digest(21, 24 * MIB)
+        for place in (proxy.url, hosts["a"].url, hosts["b"].url):
+            got = hashlib.sha512()
+            with requests.get(f"{place}/v2/images/{image_id}/file", headers={"X-Auth-Token": token},
+                              stream=True, timeout=60) as answer:
+                assert answer.status_code == 200
+                for piece in answer.iter_content(MIB):
+                    got.update(piece)
+            assert got.hexdigest() == expected, place
+        ranged = requests.get(f"{proxy.url}/v2/images/{image_id}/file", timeout=30,
+                              headers={"X-Auth-Token": token, "Range": "bytes=5000000-5000099"})
+        assert ranged.status_code == 206 and ranged.content == streams.slice_of(21, 24 * MIB, 5000000, 100)
+
+
+def test_two_hosts_racing_for_one_image_give_one_204_and_one_409(cluster, token, seaweedfs, bucket):
+    hosts, _ = cluster
+    for _round in range(3):
+        image_id = create(hosts["a"], token)
+        results = {}
+
+        def go(name):
+            results[name] = put(hosts[name], token, image_id, streams.chunks(ord(name), 8 * MIB)).status_code
+
+        threads = [threading.Thread(target=go, args=(name,)) for name in ("a", "b")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(results.values()) == [204, 409], results
+        winner = next(name for name, code in results.items() if code == 204)
+        _, image = show(hosts["b"], token, image_id)
+        assert image["os_hash_value"] == streams.digest(ord(winner), 8 * MIB)
+        assert len(objects(seaweedfs, bucket, image_id)) == 1
+
+
+def test_delete_on_one_host_while_the_other_uploads(cluster, token, seaweedfs, bucket):
+    hosts, _ = cluster
+    image_id = create(hosts["a"], token)
+    upload = RawUpload(hosts["b"], token, image_id, content_length=40 * MIB)
+    for _ in range(20):
+        upload.send(os.urandom(MIB))
+    assert wait_status(hosts["a"], token, image_id, ("saving",)) == "saving"
+    deleted = requests.delete(f"{hosts['a'].url}/v2/images/{image_id}", headers={"X-Auth-Token": token}, timeout=10)
+    assert deleted.status_code == 204
+    for _ in range(20):
+        if not upload.send(os.urandom(MIB)):
+            break
+    response = upload.wait(30)
+    upload.close()
+    assert response is not None and response.status == 410, response and response.body
+    deadline = time.monotonic() + 10
+    while objects(seaweedfs, bucket, image_id) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert objects(seaweedfs, bucket, image_id) == []
+
+
+def test_a_dead_host_is_recovered_by_the_other_after_the_lease(cluster, token, seaweedfs, bucket, tmp_path):
+    hosts, proxy = cluster
+    image_id = create(hosts["a"], token)
+    upload = RawUpload(hosts["b"], token, image_id, content_length=64 * MIB)
+    for _ in range(20):
+        upload.send(os.urandom(MIB))
+    assert wait_status(hosts["a"], token, image_id, ("saving",)) == "saving"
+    (row,) = db_rows(hosts["a"], f"id = '{image_id}'")
+    assert row["upload_host"] == "host-b" and '"upload_id"' in row["upload_state"]
+    killed_at = time.monotonic()
+    pids = hosts["b"].kill_all()
+    upload.close()
+    assert not any(pid_running(pid) for pid in pids)
+    # Host A cannot judge host B's process: only the heartbeat's age counts.
+    assert show(hosts["a"], token, image_id)[1]["status"] == "saving"
+    assert wait_status(hosts["a"], token, image_id, ("queued",), timeout=LEASE * 4) == "queued"
+    assert time.monotonic() - killed_at >= LEASE - 1
+    deadline = time.monotonic() + 10
+    while objects(seaweedfs, bucket, image_id) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert objects(seaweedfs, bucket, image_id) == []  # the multipart upload was aborted
+    assert put(hosts["a"], token, image_id, b"again, on host a").status_code == 204
+    hosts["b"].start()  # nginx still has both hosts for the other tests
