@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 ROUTE_KEY, PROJECT_KEY, IMAGE_KEY = "imagedata.route", "imagedata.project", "imagedata.image_id"
 REQUEST_ID_KEY = "imagedata.request_id"
+STORED_KEY = "imagedata.stored_bytes"
 UNMATCHED = "(unmatched)"
 DATA_ROUTE = "/v2/images/<image_id>/file"
 
@@ -78,6 +79,19 @@ class _CountingBody:
             self.done(self.count)
 
 
+def _received(environ, body: CountingInput | None) -> int | None:
+    """Request body bytes read: counted by our wrapper, or from the server's own body object
+    (left unwrapped for the direct upload path); for a chunked upload, what it stored."""
+    if body is not None:
+        return body.count
+    counted = server_adapter.body_bytes_read(environ)
+    if counted is not None:
+        return counted
+    if "HTTP_TRANSFER_ENCODING" not in environ:
+        return 0
+    return environ.get(STORED_KEY)
+
+
 class RequestObserver:
     """WSGI middleware: access line and request metrics for every request."""
 
@@ -87,9 +101,9 @@ class RequestObserver:
     def __call__(self, environ, start_response):
         started = time.monotonic()
         server_adapter.remember_server_response(environ, start_response)
-        body = CountingInput(environ["wsgi.input"]) if environ.get("wsgi.input") is not None else None
-        if body is not None:
-            environ["wsgi.input"] = body
+        body = None
+        if environ.get("wsgi.input") is not None and not server_adapter.is_server_body(environ):
+            body = environ["wsgi.input"] = CountingInput(environ["wsgi.input"])
         answer = {}
 
         def observing_start_response(status, headers, exc_info=None):
@@ -104,7 +118,7 @@ class RequestObserver:
                 return
             reported.append(True)
             try:
-                self.report(environ, answer, started, body.count if body is not None else 0, sent or 0)
+                self.report(environ, answer, started, _received(environ, body), sent or 0)
             except Exception:  # observing must never break a request
                 log.exception("could not record the request")
 
@@ -119,7 +133,7 @@ class RequestObserver:
         return _CountingBody(result, done)
 
     @staticmethod
-    def report(environ, answer, started, received: int, sent: int) -> None:
+    def report(environ, answer, started, received: int | None, sent: int) -> None:
         """Write the access line and record the metrics of one finished request."""
         seconds = time.monotonic() - started
         method = environ.get("REQUEST_METHOD", "")
@@ -127,7 +141,7 @@ class RequestObserver:
         status = answer.get("status", 500)
         metrics.observe_request(method, route, status, seconds)
         if route == DATA_ROUTE:
-            metrics.count_data_bytes(uploaded=received if method == "PUT" else 0,
+            metrics.count_data_bytes(uploaded=(received or 0) if method == "PUT" else 0,
                                      downloaded=sent if method == "GET" else 0)
         headers = dict((k.lower(), v) for k, v in answer.get("headers", []))
         logs.log_access({
@@ -168,9 +182,20 @@ def register_observer(app: Flask) -> None:
     app.wsgi_app = RequestObserver(app.wsgi_app)
 
 
+class _Upload:
+    """What ``watch_upload`` yields: the view reports the stored image through it."""
+
+    def __init__(self, environ: dict):
+        self.environ = environ
+
+    def stored(self, image) -> None:
+        """The upload succeeded: its size is what a chunked body brought."""
+        self.environ[STORED_KEY] = getattr(image, "size", None)
+
+
 @contextlib.contextmanager
 def watch_upload(environ: dict, idle_timeout: float):
     """Around the upload service call: its outcome metric, the cut when the worker stops,
     and the read timeout that abandons a stalled client."""
     with metrics.track_upload(), drain.cut_on_stop(environ), server_adapter.read_timeout(environ, idle_timeout):
-        yield
+        yield _Upload(environ)

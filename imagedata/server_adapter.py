@@ -62,6 +62,24 @@ def stop_reading(environ: dict) -> bool:
     return True
 
 
+def is_server_body(environ: dict) -> bool:
+    """Whether ``wsgi.input`` is gunicorn's own body object (which the upload path reads
+    from the socket directly, so it must not be wrapped)."""
+    stream_type = type(environ.get("wsgi.input"))
+    return stream_type.__name__ == "Body" and stream_type.__module__ == "gunicorn.http.body"
+
+
+def body_bytes_read(environ: dict) -> int | None:
+    """Bytes of a Content-Length body read so far, from gunicorn's own bookkeeping (which
+    both upload read paths keep exact). Fallback: None (chunked bodies, other servers)."""
+    reader = getattr(environ.get("wsgi.input"), "reader", None)
+    declared = str(environ.get("CONTENT_LENGTH") or "")
+    left = getattr(reader, "length", None)
+    if type(reader).__name__ != "LengthReader" or not isinstance(left, int) or not declared.isdigit():
+        return None
+    return max(0, int(declared) - left)
+
+
 SERVER_RESPONSE_KEY = "imagedata.server_response"
 
 

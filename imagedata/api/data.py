@@ -62,8 +62,8 @@ def upload_data(image_id):
                                content_range=request.headers.get("Content-Range"),
                                content_md5=request.headers.get("Content-MD5"),
                                repr_digest=request.headers.get("Repr-Digest"))
-    with watch_upload(request.environ, services().settings.upload_idle_timeout):
-        upload.upload_image_data(services(), current_caller(), req)
+    with watch_upload(request.environ, services().settings.upload_idle_timeout) as watched:
+        watched.stored(upload.upload_image_data(services(), current_caller(), req))
     return Response(status=204)
 
 

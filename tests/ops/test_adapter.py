@@ -164,3 +164,26 @@ def test_a_cut_upload_is_reported_as_a_restart_and_others_are_not():
         with pytest.raises(BadRequest):
             with drain.cut_on_stop({"gunicorn.socket": client}):
                 raise BadRequest("a plain failure stays what it is")
+
+
+def test_gunicorn_bodies_are_recognised_and_their_bytes_counted():
+    from gunicorn.http.body import Body, LengthReader
+    from gunicorn.http.unreader import IterUnreader
+
+    body = Body(LengthReader(IterUnreader([b"x" * 1000, b"y" * 500]), 1500))
+    environ = {"wsgi.input": body, "CONTENT_LENGTH": "1500"}
+    assert server_adapter.is_server_body(environ) is True
+    assert server_adapter.body_bytes_read(environ) == 0
+    assert len(body.read(1200)) == 1200
+    assert 1200 <= server_adapter.body_bytes_read(environ) <= 1500
+    body.read()
+    assert server_adapter.body_bytes_read(environ) == 1500
+
+
+def test_body_counting_fallback_for_other_streams():
+    import io
+
+    environ = {"wsgi.input": io.BytesIO(b"abc"), "CONTENT_LENGTH": "3"}
+    assert server_adapter.is_server_body(environ) is False
+    assert server_adapter.body_bytes_read(environ) is None
+    assert server_adapter.body_bytes_read({}) is None

@@ -48,8 +48,13 @@ def test_metrics_across_workers_deaths_reloads_restarts_and_commands(tmp_path):
         upload = SlowUpload(srv.port, token, image_id, 4 * MIB)
         assert upload.send(MIB)
         _wait(lambda: value(scrape(srv.url, admin), "imagedata_uploads_in_flight") == 1)
-        with sqlite3.connect(srv.db_path) as db:
-            (pid,) = db.execute("SELECT upload_pid FROM image WHERE id = ?", (image_id,)).fetchone()
+
+        def lease_pid():
+            with sqlite3.connect(srv.db_path) as db:
+                return db.execute("SELECT upload_pid FROM image WHERE id = ?", (image_id,)).fetchone()[0]
+
+        _wait(lambda: lease_pid() is not None)  # the gauge rises just before the lease is taken
+        pid = lease_pid()
         os.kill(pid, signal.SIGKILL)
         assert upload.status() is None
         _wait(lambda: len(srv.worker_pids()) == 2 and pid not in srv.worker_pids())
@@ -117,6 +122,9 @@ def test_json_logs_one_access_line_per_request_and_no_secrets(tmp_path, seaweedf
         data = b"".join(streams.chunks(3, 2 * MIB))
         call("PUT", f"/v2/images/{image_id}/file", 204, "/v2/images/<image_id>/file", data,
              **auth, **{"Content-Type": "application/octet-stream"})
+        chunked_id = create(srv.url, token)
+        call("PUT", f"/v2/images/{chunked_id}/file", 204, "/v2/images/<image_id>/file",
+             streams.chunks(4, MIB + 5, piece=100_000), **auth, **{"Content-Type": "application/octet-stream"})
         call("GET", f"/v2/images/{image_id}/file", 200, "/v2/images/<image_id>/file", **auth)
         call("GET", f"/v2/images/{image_id}/file", 206, "/v2/images/<image_id>/file", **auth, Range="bytes=5-9")
         call("GET", "/v2/images", 401, "/v2/images", **{"X-Auth-Token": token + "x"})
@@ -140,8 +148,11 @@ def test_json_logs_one_access_line_per_request_and_no_secrets(tmp_path, seaweedf
         (line,) = [r for r in access if r["request_id"] == rid]
         assert (line["method"], line["route"], line["status"]) == (method, route, status)
         assert {"bytes_in", "bytes_out", "duration_ms", "project", "image_id", "client", "forwarded_for"} <= set(line)
-    put_line = next(r for r in access if r["method"] == "PUT" and r["status"] == 204)
-    assert (put_line["bytes_in"], put_line["project"], put_line["image_id"]) == (2 * MIB, "p1", image_id)
+    puts = {r["image_id"]: r for r in access if r["method"] == "PUT" and r["status"] == 204}
+    assert (puts[image_id]["bytes_in"], puts[image_id]["project"]) == (2 * MIB, "p1")
+    assert puts[chunked_id]["bytes_in"] == MIB + 5
+    gets = [r for r in access if r["method"] == "GET" and r["route"] == "/v2/images/<image_id>/file"]
+    assert sorted(r["bytes_out"] for r in gets) == [5, 2 * MIB]
     uploads = [r for r in records if r["logger"] == "imagedata.service.upload"]
     for image, words in ((image_id, ("started", "finished")), (cut_id, ("started",))):
         for word in words:
