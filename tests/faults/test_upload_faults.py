@@ -380,3 +380,40 @@ def test_content_length_shorter_than_body_stores_only_declared_bytes(srv, token)
     else:
         _assert_clean_queued(srv, token, image_id)
     assert requests.get(f"{srv.url}/versions", timeout=5).status_code == 200
+
+
+def test_delete_racing_the_start_of_an_upload_is_never_409(race_srv, race_token):
+    """A DELETE that lands as the upload begins (before, at or after its compare-and-set): the
+    uploader learns the image is gone (404 if it never saw it, else 410), never 409."""
+    srv, token = race_srv, race_token
+    outcomes = {}
+    for i in range(20):
+        image_id = create(srv, token)
+        barrier = threading.Barrier(2)
+        answers = {}
+        jitter = rng(f"delete-start-{i}").uniform(-0.004, 0.004)
+
+        def upload():
+            barrier.wait()
+            if jitter > 0:
+                time.sleep(jitter)
+            answers["put"] = put(srv, token, image_id, b"s" * 200_000).status_code
+
+        def delete():
+            barrier.wait()
+            if jitter < 0:
+                time.sleep(-jitter)
+            answers["delete"] = requests.delete(f"{srv.url}/v2/images/{image_id}",
+                                                headers={"X-Auth-Token": token}, timeout=30).status_code
+
+        threads = [threading.Thread(target=upload), threading.Thread(target=delete)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert answers["delete"] == 204, answers
+        assert answers["put"] in (204, 404, 410), (i, answers)
+        outcomes[answers["put"]] = outcomes.get(answers["put"], 0) + 1
+        assert files_of(srv, image_id) == []
+        count("races run")
+    print(f"delete at upload start: {outcomes}")
