@@ -385,8 +385,8 @@ class S3Store:
             for page in self.client.get_paginator("list_objects_v2").paginate(
                     Bucket=bucket, Prefix=prefix, Delimiter="/"):
                 for item in page.get("Contents", []):
-                    if item["Key"].endswith("/"):
-                        continue  # a folder marker (some services list the prefix itself)
+                    if item["Key"].endswith("/") or "/" in item["Key"][len(prefix):]:
+                        continue  # a folder marker, or an object under a deeper prefix (another store)
                     parsed = split_data_name(item["Key"][len(prefix):])
                     kind, image_id, attempt = ("data",) + parsed if parsed else ("unknown", "", "")
                     yield StoredObject(item["Key"], kind, image_id, attempt, item["Size"],
@@ -394,6 +394,8 @@ class S3Store:
             for page in self.client.get_paginator("list_multipart_uploads").paginate(
                     Bucket=bucket, Prefix=prefix, Delimiter="/"):
                 for item in page.get("Uploads", []):
+                    if "/" in item["Key"][len(prefix):]:
+                        continue  # under a deeper prefix (another store): not every service honours Delimiter here
                     parsed = split_data_name(item["Key"][len(prefix):]) or ("", "")
                     yield StoredObject(item["Key"], "partial", parsed[0], parsed[1], 0,
                                        now - item["Initiated"].timestamp(),
