@@ -9,11 +9,10 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 
-import requests
 
 from tests.e2e.server import REPO, free_port
+from tests.processes import stop_process, wait_until_answering
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 SITE = os.path.join(REPO, "deploy", "nginx", "imagedata.conf")
@@ -79,18 +78,8 @@ class Nginx:
         if check.returncode:
             raise RuntimeError(f"nginx -t failed: {check.stderr}")
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"nginx exited: {self.error_log()}")
-            try:
-                if requests.get(f"{self.url}/versions", timeout=1).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"nginx did not proxy in {timeout}s: {self.error_log()}")
+        wait_until_answering(self.proc, f"{self.url}/versions", timeout, "nginx", self.error_log)
+        return self
 
     def error_log(self) -> str:
         """The tail of nginx's error log."""
@@ -102,11 +91,4 @@ class Nginx:
 
     def stop(self) -> None:
         """Graceful stop (SIGQUIT) of the nginx we started, by pid; SIGKILL if it hangs."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGQUIT)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, signal.SIGQUIT, timeout=10)

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-import requests
+from tests.processes import stop_process, wait_until_answering
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
@@ -50,29 +50,12 @@ class Server:
                                      cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                      preexec_fn=self.preexec_fn)
         log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited: {self.log()}")
-            try:
-                if requests.get(f"{self.url}/versions", timeout=1).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"gunicorn did not answer in {timeout}s: {self.log()}")
+        wait_until_answering(self.proc, f"{self.url}/versions", timeout, "gunicorn", self.log)
+        return self
 
     def stop(self) -> None:
         """SIGTERM the master we started (it stops its workers); SIGKILL if it hangs."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
 
     def kill_all(self, timeout: float = 10.0) -> list[int]:
         """SIGKILL the master and each of its workers, by pid; wait until all are gone."""

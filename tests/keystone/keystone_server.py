@@ -19,9 +19,9 @@ import subprocess
 import sys
 import time
 
-import requests
 
 from tests.e2e.server import free_port, pid_running
+from tests.processes import stop_process, wait_until_answering
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 KEYSTONE_VERSION = "30.0.0"
@@ -146,30 +146,16 @@ class Keystone:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, cwd=self.root)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise KeystoneSetupError(f"Keystone's gunicorn exited: {self.log()}")
-            try:
-                if requests.get(self.auth_url, timeout=2).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise KeystoneSetupError(f"Keystone did not answer in {timeout}s: {self.log()}")
+        wait_until_answering(self.proc, self.auth_url, timeout, "Keystone's gunicorn", self.log,
+                             KeystoneSetupError, interval=0.2, request_timeout=2)
+        return self
 
     def stop(self) -> None:
         """SIGTERM the gunicorn master we started; SIGKILL it if it hangs."""
         if self.proc is None or self.proc.poll() is not None:
             return
         self.resume()
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
 
     def pause(self) -> None:
         """SIGSTOP the master and its worker: connections are accepted but never answered."""
