@@ -231,6 +231,29 @@ def _assert_usage_after_delete(srv, token, before, deleted=1):
     assert after["image_count_total"] == before["image_count_total"] - deleted, (before, after)
 
 
+def race(first, second, jitter: float) -> None:
+    """Run two calls at once (behind a barrier); the first waits ``jitter`` seconds if it is
+    positive, the second ``-jitter`` if it is negative."""
+    barrier = threading.Barrier(2)
+
+    def run(call, delay):
+        barrier.wait()
+        if delay > 0:
+            time.sleep(delay)
+        call()
+
+    threads = [threading.Thread(target=run, args=(first, jitter)),
+               threading.Thread(target=run, args=(second, -jitter))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+
+
+def delete_image(srv, token, image_id) -> int:
+    return requests.delete(f"{srv.url}/v2/images/{image_id}", headers={"X-Auth-Token": token}, timeout=30).status_code
+
+
 def run_delete_races(srv, token, rounds):
     gen = rng(f"delete-race-{rounds}")
     images = []
@@ -245,28 +268,9 @@ def run_delete_races(srv, token, rounds):
         upload.sock.sendall(body[:-1000])
         assert wait_status(srv, token, image_id, ("saving",), timeout=5) == "saving"
         # Both start together; one side is delayed by a random few milliseconds.
-        jitter = gen.uniform(-0.004, 0.004)
-        barrier = threading.Barrier(2)
         answers = {}
-
-        def finish_upload():
-            barrier.wait()
-            if jitter > 0:
-                time.sleep(jitter)
-            upload.sock.sendall(body[-1000:])
-
-        def delete():
-            barrier.wait()
-            if jitter < 0:
-                time.sleep(-jitter)
-            answers["delete"] = requests.delete(f"{srv.url}/v2/images/{image_id}",
-                                                headers={"X-Auth-Token": token}, timeout=30).status_code
-
-        threads = [threading.Thread(target=finish_upload), threading.Thread(target=delete)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
+        race(lambda: upload.sock.sendall(body[-1000:]),
+             lambda: answers.update(delete=delete_image(srv, token, image_id)), gen.uniform(-0.004, 0.004))
         response = upload.wait(30)
         upload.close()
         status = response.status if response else None
@@ -389,28 +393,10 @@ def test_delete_racing_the_start_of_an_upload_is_never_409(race_srv, race_token)
     outcomes = {}
     for i in range(20):
         image_id = create(srv, token)
-        barrier = threading.Barrier(2)
         answers = {}
-        jitter = rng(f"delete-start-{i}").uniform(-0.004, 0.004)
-
-        def upload():
-            barrier.wait()
-            if jitter > 0:
-                time.sleep(jitter)
-            answers["put"] = put(srv, token, image_id, b"s" * 200_000).status_code
-
-        def delete():
-            barrier.wait()
-            if jitter < 0:
-                time.sleep(-jitter)
-            answers["delete"] = requests.delete(f"{srv.url}/v2/images/{image_id}",
-                                                headers={"X-Auth-Token": token}, timeout=30).status_code
-
-        threads = [threading.Thread(target=upload), threading.Thread(target=delete)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
+        race(lambda: answers.update(put=put(srv, token, image_id, b"s" * 200_000).status_code),
+             lambda: answers.update(delete=delete_image(srv, token, image_id)),
+             rng(f"delete-start-{i}").uniform(-0.004, 0.004))
         assert answers["delete"] == 204, answers
         assert answers["put"] in (204, 404, 410), (i, answers)
         outcomes[answers["put"]] = outcomes.get(answers["put"], 0) + 1
