@@ -1,4 +1,4 @@
-"""boto3 plumbing for the S3 store: its settings, the client, and error translation.
+"""boto3 plumbing for the S3 store: the client, error translation, writer states, ranged reads.
 
 boto3 is an optional extra (``pip install 'imagedata[s3]'``); it is imported only when an
 S3 store is configured.
@@ -6,12 +6,19 @@ S3 store is configured.
 from __future__ import annotations
 
 import contextlib
+import json
+from typing import TYPE_CHECKING, Iterator
 
 from imagedata.config import ConfigError, S3Config
 from imagedata.errors import StoreFull, StoreUnavailable
-from imagedata.stores.base import DataMissing
+from imagedata.stores.base import READ_PIECE, DataMissing
+
+if TYPE_CHECKING:  # the store that owns a writer or a reader
+    from imagedata.stores.s3 import S3Store
 
 CONNECT_TIMEOUT = 5
+FULL_CODES = {"EntityTooLarge", "QuotaExceeded", "XMinioStorageFull", "InsufficientStorage", "StorageFull"}
+MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
 READ_TIMEOUT = 60
 
 
@@ -56,3 +63,61 @@ def client_errors(store_id: str, action: str, full_codes: set, missing_codes: se
     except BotoCoreError as exc:
         raise StoreUnavailable(f"Store '{store_id}' cannot be reached: could not {action} "
                                f"({type(exc).__name__}).") from None
+
+
+def encode_state(key: str, upload_id: str | None = None, kept: str | None = None) -> str:
+    """The writer state recorded on the image row: the multipart upload to abort and/or the
+    object an interrupted upload kept."""
+    value = {"key": key}
+    if upload_id:
+        value["upload_id"] = upload_id
+    if kept:
+        value["kept"] = kept
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def decode_state(state: str) -> dict | None:
+    """The keys and upload id of a recorded writer state, or None if it is not an S3 one."""
+    try:
+        value = json.loads(state)
+    except (ValueError, TypeError):
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("key"), str):
+        return None
+    return {k: str(v) for k, v in value.items() if k in ("key", "upload_id", "kept")}
+
+
+class S3Range:
+    """An opened ranged GET: the object's size is known, the bytes stream on iteration."""
+
+    def __init__(self, store: "S3Store", key: str, start: int, length: int):
+        self.store = store
+        self.length = length
+        self.body = None
+        self.key = key
+        with store.errors("read data"):
+            if length == 0:
+                self.size = store.client.head_object(Bucket=store.cfg.bucket, Key=key)["ContentLength"]
+                return
+            reply = store.client.get_object(Bucket=store.cfg.bucket, Key=key,
+                                            Range=f"bytes={start}-{start + length - 1}")
+        self.body = reply["Body"]
+        self.size = int(reply.get("ContentRange", "/").rsplit("/", 1)[1] or reply["ContentLength"])
+
+    def __iter__(self) -> Iterator[bytes]:
+        """The range in pieces of at most 1 MiB; an early end raises (never a silent short body)."""
+        remaining = self.length
+        while remaining > 0 and self.body is not None:
+            with self.store.errors("read data"):
+                data = self.body.read(min(READ_PIECE, remaining))
+            if not data:
+                raise StoreUnavailable(f"Store '{self.store.store_id}' ended the data early.")
+            remaining -= len(data)
+            yield data
+        self.close()
+
+    def close(self) -> None:
+        """Release the connection (idempotent)."""
+        if self.body is not None:
+            self.body.close()
+            self.body = None

@@ -9,7 +9,8 @@ import pytest
 
 from imagedata.config import ConfigError, parse_stores
 from imagedata.errors import StoreUnavailable
-from imagedata.stores.s3 import S3Store, part_size_for
+from imagedata.stores.s3 import S3Store
+from imagedata.stores.s3writer import part_size_for
 from tests.stores.conftest import make_s3_store
 from tests.stores.test_contract import ATTEMPT, IMAGE, kinds, write
 

@@ -1,0 +1,206 @@
+"""The S3 store's upload: a multipart upload streamed from the request, one part at a time.
+
+While one part is sent (by a helper thread), the next is received. The upload is completed
+onto the attempt's final key, so nothing is visible before; a crash leaves only the
+multipart upload, which the writer's state names so any host can abort it. A suspended
+upload is completed as a kept object of what arrived, which a later attempt continues.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+from typing import TYPE_CHECKING, Iterator
+
+from imagedata.errors import StoreUnavailable
+from imagedata.stores.base import DataMissing, data_name
+from imagedata.stores.s3client import S3Range, encode_state
+
+log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:  # the store that owns a writer or a reader
+    from imagedata.stores.s3 import S3Store
+
+MAX_PARTS = 10_000
+MAX_PART = 5 << 30
+MIB = 1 << 20
+
+
+def part_size_for(base: int, expected: int | None, part_number: int) -> int:
+    """The size of part ``part_number`` (1-based).
+
+    A declared size gets one fixed size that fits it in 10,000 parts. A body of unknown
+    size starts at ``base`` and doubles every 1,000 parts, which keeps the buffer small
+    for common images and still fits a 1 TiB image (16 MiB base: 15.6 GiB at 16 MiB,
+    47 GiB at 32 MiB, ...; 10,000 parts hold 16 TB).
+    """
+    if expected is not None:
+        needed = -(-expected // MAX_PARTS)
+        return min(MAX_PART, max(base, -(-needed // MIB) * MIB))
+    return min(MAX_PART, base << ((part_number - 1) // 1000))
+
+
+class PartSender:
+    """Sends full part buffers from a helper thread, one at a time, while the next fills."""
+
+    def __init__(self, writer: "S3Writer"):
+        self.writer = writer
+        self.queue: queue.Queue = queue.Queue(maxsize=1)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="s3-parts", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            number, body = item
+            if self.error is not None:
+                continue
+            try:
+                self.writer.send_part(number, body)
+            except BaseException as exc:
+                self.error = exc
+
+    def put(self, number: int, body: bytes) -> None:
+        """Queue one part (blocks while the previous one is still being sent)."""
+        self.check()
+        self.queue.put((number, body))
+
+    def check(self) -> None:
+        """Raise the error of a part that failed."""
+        if self.error is not None:
+            raise self.error
+
+    def finish(self) -> None:
+        """Wait until every queued part is sent (idempotent)."""
+        if self.thread.is_alive():
+            self.queue.put(None)
+            self.thread.join()
+
+
+class S3Writer:
+    """One upload attempt as a multipart upload onto the attempt's final key."""
+
+    def __init__(self, store: "S3Store", image_id: str, attempt: str, expected_size: int | None):
+        self.store = store
+        self.key = store.key_of(data_name(image_id, attempt))
+        self.expected = expected_size
+        self.offset = 0
+        self.parts: list[dict] = []
+        self.closed = False
+        with store.errors("start an upload"):
+            self.upload_id = store.client.create_multipart_upload(Bucket=store.cfg.bucket, Key=self.key)["UploadId"]
+        self.state = encode_state(self.key, self.upload_id)
+        self.number = 1
+        self.part_size = part_size_for(store.cfg.part_size, expected_size, 1)
+        self.buffer = bytearray()
+        self.sender = PartSender(self)
+
+    def adopt(self, kept_key: str, kept_size: int) -> None:
+        """Start from an earlier attempt's kept object: whole parts are copied inside the store,
+        the rest is read back into the part buffer."""
+        self.kept_key, self.kept_size = kept_key, kept_size
+        self.state = encode_state(self.key, self.upload_id, kept_key)
+        bucket, client = self.store.cfg.bucket, self.store.client
+        whole = kept_size // self.part_size
+        for number in range(1, whole + 1):
+            first = (number - 1) * self.part_size
+            with self._upload_errors("copy kept data"):
+                reply = client.upload_part_copy(
+                    Bucket=bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number,
+                    CopySource={"Bucket": bucket, "Key": kept_key},
+                    CopySourceRange=f"bytes={first}-{first + self.part_size - 1}")
+            self.parts.append({"PartNumber": number, "ETag": reply["CopyPartResult"]["ETag"]})
+        self.number = whole + 1
+        rest = kept_size - whole * self.part_size
+        if rest:
+            tail = S3Range(self.store, kept_key, whole * self.part_size, rest)
+            for piece in tail:
+                self.buffer += piece
+        self.offset = kept_size
+
+    def kept(self) -> Iterator[bytes]:
+        """The kept prefix, read back for the digests; the kept object is dropped afterwards."""
+        if not getattr(self, "kept_key", None):
+            return
+        reader = S3Range(self.store, self.kept_key, 0, self.kept_size)
+        if reader.size != self.kept_size:
+            reader.close()
+            raise DataMissing(self.kept_key)
+        yield from reader
+        with self.store.errors("drop kept data"):
+            self.store.client.delete_object(Bucket=self.store.cfg.bucket, Key=self.kept_key)
+
+    def write(self, data: memoryview) -> None:
+        """Add bytes to the current part; a full part goes to the sender."""
+        self.offset += len(data)
+        while data:
+            room = self.part_size - len(self.buffer)
+            self.buffer += data[:room]
+            data = data[room:]
+            if len(self.buffer) >= self.part_size:
+                self._hand_off()
+
+    def _hand_off(self) -> None:
+        body, self.buffer = bytes(self.buffer), bytearray()
+        self.sender.put(self.number, body)
+        self.number += 1
+        self.part_size = part_size_for(self.store.cfg.part_size, self.expected, self.number)
+
+    def send_part(self, number: int, body: bytes) -> None:
+        """Upload one part (runs in the sender thread)."""
+        with self._upload_errors("store a part"):
+            reply = self.store.client.upload_part(Bucket=self.store.cfg.bucket, Key=self.key,
+                                                  UploadId=self.upload_id, PartNumber=number, Body=body)
+        self.parts.append({"PartNumber": number, "ETag": reply["ETag"]})
+
+    @contextlib.contextmanager
+    def _upload_errors(self, action: str):
+        """Store errors, where a vanished multipart upload means someone aborted it."""
+        try:
+            with self.store.errors(action):
+                yield
+        except DataMissing:
+            raise StoreUnavailable(f"Store '{self.store.store_id}': the upload was aborted in the store.") from None
+
+    def commit(self) -> None:
+        """Send the last part and complete the upload: the object appears whole, at once."""
+        try:
+            if self.buffer or self.number == 1:  # an empty image is one empty part
+                self._hand_off()
+            self.sender.finish()
+            self.sender.check()
+            parts = sorted(self.parts, key=lambda p: p["PartNumber"])
+            with self._upload_errors("finish the upload"):
+                self.store.client.complete_multipart_upload(
+                    Bucket=self.store.cfg.bucket, Key=self.key, UploadId=self.upload_id,
+                    MultipartUpload={"Parts": parts})
+            self.closed = True
+        except BaseException:
+            self.abort()
+            raise
+
+    def suspend(self) -> str | None:
+        """Keep what was received: complete the upload as the attempt's object, to be
+        continued later; returns the state naming it (None if nothing could be kept)."""
+        if self.offset == 0:
+            self.abort()
+            return None
+        try:
+            self.commit()
+        except Exception as exc:
+            log.warning("store %s: could not keep a partial upload: %s", self.store.store_id, exc)
+            return None
+        return encode_state(self.key)
+
+    def abort(self) -> None:
+        """Abort the multipart upload (its parts are dropped by the store); never raises."""
+        self.buffer = bytearray()
+        self.sender.finish()
+        if self.closed:
+            return
+        self.closed = True
+        self.store.abort_upload(self.key, self.upload_id)
