@@ -71,8 +71,8 @@ class Settings:
     policy: str = ""
     db_busy_timeout_ms: int = 10000
     host_id: str = ""
-    resume_seconds: int = 86400
     hash_algo: str = "sha512"  # os_hash_algo of new uploads (Glance's hashing_algorithm)
+    resume_seconds: int = 86400
     keystone_config: str = ""  # IMAGEDATA_AUTH=keystone: file with [keystone_authtoken]
     log_format: str = "text"
     # Networks whose clients may read /metrics without an admin token.
@@ -232,8 +232,8 @@ def load_settings(env: dict | None = None, **overrides) -> Settings:
         policy=env.get("IMAGEDATA_POLICY") or "",
         db_busy_timeout_ms=_int(env, "IMAGEDATA_DB_BUSY_TIMEOUT_MS", 10000),
         host_id=(env.get("IMAGEDATA_HOST_ID") or "").strip() or default_host_id(),
-        resume_seconds=_int(env, "IMAGEDATA_RESUME_SECONDS", 86400),
         hash_algo=(env.get("IMAGEDATA_HASH_ALGO") or "sha512").strip().lower(),
+        resume_seconds=_int(env, "IMAGEDATA_RESUME_SECONDS", 86400),
         keystone_config=(env.get("IMAGEDATA_KEYSTONE_CONFIG") or "").strip(),
         log_format=(env.get("IMAGEDATA_LOG_FORMAT") or "text").strip().lower(),
         metrics_allow=parse_networks("IMAGEDATA_METRICS_ALLOW", env.get("IMAGEDATA_METRICS_ALLOW") or ""),
