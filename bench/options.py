@@ -79,7 +79,7 @@ def parse_args(argv, description=None):
                         metavar="NAME=VALUE", help="extra environment for the service (repeatable)")
     parser.add_argument("--s3", dest="s3", action="store_true", default=None,
                         help="also measure an S3 store on a private SeaweedFS against SeaweedFS's own "
-                             "S3 PUT/GET (default: when the weed binary is installed)")
+                             "S3 PUT/GET (default: when the weed binary is installed; not with --smoke)")
     parser.add_argument("--no-s3", dest="s3", action="store_false", help="skip the S3 store")
     parser.add_argument("--accel", action="store_true",
                         help="X-Accel-Redirect mode: measure ours through an nginx proxy that serves "
@@ -101,6 +101,8 @@ def apply_defaults(opts):
     opts.runs = opts.runs or (1 if smoke else 3)
     opts.wrk_seconds = opts.wrk_seconds or (3 if smoke else 10)
     opts.idle_wait = opts.idle_wait if opts.idle_wait is not None else (1.0 if smoke else 5.0)
+    if opts.s3 is None and smoke:
+        opts.s3 = False  # SeaweedFS and the boto3 reference add ~35 s; --smoke --s3 runs them
     if opts.wrk and not loadtest.wrk_available():
         if not smoke:
             setup_error("wrk not found: apt-get install -y wrk (or pass --no-wrk)")
