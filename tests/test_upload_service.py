@@ -214,3 +214,13 @@ def test_a_lease_of_another_host_is_judged_by_its_heartbeat_only(svc):
     assert recover_uploads(svc) == []
     Image.update(upload_host=svc.settings.host_id).where(Image.id == image_id).execute()
     assert lease_is_dead(Image.get_by_id(image_id), 60, svc.settings.host_id)  # ours, and gone
+
+
+def test_recovery_removes_a_writer_that_died_before_its_state_was_recorded(svc, tmp_path):
+    image_id = new_image(svc)
+    att = upload.begin(svc, Image.get_by_id(image_id), svc.stores.get("local"), None)
+    writer = att.store.open_writer(image_id, att.attempt, None)  # killed before upload_state is written
+    writer.write(memoryview(b"half"))
+    Image.update(upload_pid=2 ** 22 + 12345).where(Image.id == image_id).execute()
+    assert recover_uploads(svc) == [image_id]
+    assert_queued(image_id, tmp_path)

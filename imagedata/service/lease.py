@@ -75,6 +75,8 @@ def clean_up_attempt(stores: StoreRegistry, image: Image) -> None:
     try:
         if image.upload_state:
             store.discard(image.upload_state)
+        else:  # it died between opening its writer and recording it
+            store.discard_attempt(image.id, image.upload_token)
         store.delete(image.id, image.upload_token)
     except Exception as exc:  # the scrubber finds what is left
         log.warning("could not clean up upload %s of image %s: %s", image.upload_token, image.id, exc)

@@ -135,6 +135,10 @@ class Store(Protocol):
     def discard(self, state: str) -> bool:
         """Remove what a writer with this ``state`` left behind; True if something was removed."""
 
+    def discard_attempt(self, image_id: str, attempt: str) -> bool:
+        """Remove what an attempt started before its state could be recorded (a crash right
+        after ``open_writer``); True if something was removed."""
+
     def scan(self) -> Iterator[StoredObject]:
         """Everything the store holds, finished or not, for scrubbing and recovery."""
 

@@ -242,6 +242,10 @@ class FilesystemStore:
         except StoreUnavailable:
             return False
 
+    def discard_attempt(self, image_id: str, attempt: str) -> bool:
+        """Unlink the attempt's temporary file, named by its image and attempt ids."""
+        return self.discard(partial_name(image_id, attempt))
+
     def _unlink(self, name: str) -> bool:
         try:
             os.unlink(os.path.join(self.root, name))

@@ -100,6 +100,17 @@ class S3Store:
             removed = self._delete_key(kept) or removed
         return removed
 
+    def discard_attempt(self, image_id: str, attempt: str) -> bool:
+        """Abort every multipart upload open on the attempt's key (one, unless a crash repeated)."""
+        key = self.key_of(data_name(image_id, attempt))
+        try:
+            with self.errors("list uploads"):
+                uploads = self.client.list_multipart_uploads(Bucket=self.cfg.bucket, Prefix=key).get("Uploads", [])
+        except (DataMissing, StoreUnavailable):
+            return False
+        found = [u["UploadId"] for u in uploads if u["Key"] == key]
+        return any([self.abort_upload(key, upload_id) for upload_id in found])
+
     def _ours(self, key: str) -> bool:
         return key.startswith(self.cfg.prefix) and split_data_name(key[len(self.cfg.prefix):]) is not None
 

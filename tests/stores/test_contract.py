@@ -212,3 +212,12 @@ def test_nothing_written_keeps_nothing(store):
     writer = store.open_writer(IMAGE, ATTEMPT, 100)
     assert writer.suspend() is None
     assert kinds(store) == []
+
+
+def test_an_attempt_that_died_before_its_state_was_recorded_is_found_by_its_ids(store):
+    writer = write(store, os.urandom(6 << 20), commit=False)  # "crash": the state never reached the row
+    assert writer.state
+    assert store.discard_attempt(IMAGE, SECOND) is False  # another attempt's: nothing
+    assert store.discard_attempt(IMAGE, ATTEMPT) is True
+    assert store.discard_attempt(IMAGE, ATTEMPT) is False
+    assert kinds(store) == []
