@@ -42,11 +42,16 @@ def part_size_for(base: int, expected: int | None, part_number: int) -> int:
 
 
 class PartSender:
-    """Sends full part buffers from a helper thread, one at a time, while the next fills."""
+    """Sends full part buffers from a helper thread, one at a time, while the next fills.
+
+    At most one part is out of the writer's hands (queued or being sent), so an upload
+    holds two part buffers at the most: the one filling and the one on its way.
+    """
 
     def __init__(self, writer: "S3Writer"):
         self.writer = writer
-        self.queue: queue.Queue = queue.Queue(maxsize=1)
+        self.queue: queue.Queue = queue.Queue()
+        self.idle = threading.Semaphore(1)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="s3-parts", daemon=True)
         self.thread.start()
@@ -56,17 +61,22 @@ class PartSender:
             item = self.queue.get()
             if item is None:
                 return
-            number, body = item
+            (number, body), item = item, None
             if self.error is not None:
+                self.idle.release()
                 continue
             try:
                 self.writer.send_part(number, body)
             except BaseException as exc:
                 self.error = exc
+            finally:
+                del body
+                self.idle.release()
 
-    def put(self, number: int, body: bytes) -> None:
-        """Queue one part (blocks while the previous one is still being sent)."""
+    def put(self, number: int, body: bytearray) -> None:
+        """Hand one part over (blocks while the previous one is still being sent)."""
         self.check()
+        self.idle.acquire()
         self.queue.put((number, body))
 
     def check(self) -> None:
@@ -145,7 +155,7 @@ class S3Writer:
                 self._hand_off()
 
     def _hand_off(self) -> None:
-        body, self.buffer = bytes(self.buffer), bytearray()
+        body, self.buffer = self.buffer, bytearray()  # handed over, never copied
         self.sender.put(self.number, body)
         self.number += 1
         self.part_size = part_size_for(self.store.cfg.part_size, self.expected, self.number)
