@@ -14,10 +14,14 @@ import datetime
 import logging
 import re
 
+from imagedata.db import UNAVAILABLE_ERRORS
 from imagedata.errors import BadRequest, Conflict
 from imagedata.models import Image, utcnow
+from imagedata.service import Services
+from imagedata.service.heartbeat import holds_lease
 from imagedata.service.lease import queued_fields
 from imagedata.stores import StoreRegistry
+from imagedata.stores.base import Store, StoreWriter
 
 log = logging.getLogger(__name__)
 
@@ -121,3 +125,42 @@ def expire_partials(stores: StoreRegistry) -> list[str]:
                  image.partial_total)
         expired.append(image.id)
     return expired
+
+
+def resume_store(svc: Services, image: Image, store_id: str | None) -> Store:
+    """A resumed upload continues in the store that keeps its data."""
+    store = svc.stores.get(image.store)
+    if store is None or (store_id is not None and store_id != image.store):
+        raise BadRequest(f"The kept data of image {image.id} is in store '{image.store}'; continue there "
+                         "or start over without Content-Range.")
+    return store
+
+
+def drop_kept(svc: Services, image: Image) -> None:
+    """Remove the partial data an earlier interrupted upload kept (the new attempt owns the row)."""
+    store = svc.stores.get(image.store)
+    if store is not None and image.partial_size is not None and image.upload_state:
+        try:
+            store.discard(image.upload_state)
+        except Exception as exc:  # the scrubber finds what is left
+            log.warning("could not drop the kept partial data of image %s: %s", image.id, exc)
+
+
+def keep_partial(svc: Services, att, writer: StoreWriter) -> bool:
+    """After a cut-off body: keep what arrived, hold the reservation, image back to queued."""
+    if not svc.settings.resume_seconds or att.expected is None or writer.offset >= att.expected:
+        return False
+    state = writer.suspend()
+    if state is None:
+        return False
+    try:
+        rows = (Image.update(**kept_fields(writer.offset, att.expected, state, svc.settings.resume_seconds))
+                .where(holds_lease(att.image.id, att.attempt)).execute())
+    except UNAVAILABLE_ERRORS:
+        rows = 0
+    if rows != 1:
+        att.store.discard(state)
+        return False
+    log.info("upload %s of image %s interrupted: %d of %d bytes kept for resuming", att.attempt,
+             att.image.id, writer.offset, att.expected)
+    return True

@@ -28,8 +28,8 @@ from imagedata.service.digest import ParallelDigest
 from imagedata.service.images import get_visible_image
 from imagedata.service.inspect import FormatSniffer, check_format
 from imagedata.service.lease import lease_fields, queued_fields, released_fields
-from imagedata.service.resume import (ResumePoint, check_resume, kept_data_gone, kept_fields,
-                                      parse_content_range)
+from imagedata.service.resume import (ResumePoint, check_resume, drop_kept, keep_partial, kept_data_gone,
+                                      parse_content_range, resume_store)
 from imagedata.stores.base import DataMissing, Store, StoreWriter
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ def upload_image_data(svc: Services, caller: Caller, req: UploadRequest) -> Imag
         raise InvalidImageState(f"Image status transition from {image.status} to saving is not allowed")
     _check_formats(image)
     resume = check_resume(image, point)
-    store = _resume_store(svc, image, req) if resume else requested
+    store = resume_store(svc, image, req.store_id) if resume else requested
     expected = expected_size(req, point)
     cap = svc.settings.image_size_cap
     if expected is not None and expected > cap:
@@ -109,7 +109,7 @@ def upload_image_data(svc: Services, caller: Caller, req: UploadRequest) -> Imag
     attempt = begin(svc, image, store, expected, resume)
     attempt.wanted = wanted
     if not resume:
-        _drop_kept(svc, image)  # a plain PUT starts over
+        drop_kept(svc, image)  # a plain PUT starts over
     try:
         return finish(svc, attempt, *stream(svc, attempt, req))
     except BaseException as exc:
@@ -121,25 +121,6 @@ def upload_image_data(svc: Services, caller: Caller, req: UploadRequest) -> Imag
             if gone is not None:
                 raise gone from exc
         raise
-
-
-def _resume_store(svc: Services, image: Image, req: UploadRequest) -> Store:
-    """A resumed upload continues in the store that keeps its data."""
-    store = svc.stores.get(image.store)
-    if store is None or (req.store_id is not None and req.store_id != image.store):
-        raise BadRequest(f"The kept data of image {image.id} is in store '{image.store}'; continue there "
-                         "or start over without Content-Range.")
-    return store
-
-
-def _drop_kept(svc: Services, image: Image) -> None:
-    """Remove the partial data an earlier interrupted upload kept (the new attempt owns the row)."""
-    store = svc.stores.get(image.store)
-    if store is not None and image.partial_size is not None and image.upload_state:
-        try:
-            store.discard(image.upload_state)
-        except Exception as exc:  # the scrubber finds what is left
-            log.warning("could not drop the kept partial data of image %s: %s", image.id, exc)
 
 
 def _check_formats(image: Image) -> None:
@@ -265,26 +246,6 @@ def _kept_then_body(writer: StoreWriter, req: UploadRequest, chunk_size: int, se
     except DataMissing:
         raise kept_data_gone(req.image_id) from None
     yield from BodyReader(req.stream, req.content_length, chunk_size, settle).chunks()
-
-
-def keep_partial(svc: Services, att: Attempt, writer: StoreWriter) -> bool:
-    """After a cut-off body: keep what arrived, hold the reservation, image back to queued."""
-    if not svc.settings.resume_seconds or att.expected is None or writer.offset >= att.expected:
-        return False
-    state = writer.suspend()
-    if state is None:
-        return False
-    try:
-        rows = (Image.update(**kept_fields(writer.offset, att.expected, state, svc.settings.resume_seconds))
-                .where(holds_lease(att.image.id, att.attempt)).execute())
-    except UNAVAILABLE_ERRORS:
-        rows = 0
-    if rows != 1:
-        att.store.discard(state)
-        return False
-    log.info("upload %s of image %s interrupted: %d of %d bytes kept for resuming", att.attempt,
-             att.image.id, writer.offset, att.expected)
-    return True
 
 
 def _check_limits(att: Attempt, req: UploadRequest, total: int) -> None:
