@@ -119,6 +119,16 @@ class SeaweedFS:
                   client.list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads", [])]
         return sorted(found)
 
+    def keys_after_cleanup(self, bucket: str, prefix: str, needle: str, timeout: float = 10.0) -> list[str]:
+        """The keys (and unfinished uploads) containing ``needle`` once clean-up had
+        ``timeout`` seconds to remove them (an abort may finish after the answer)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = [k for k in self.keys(bucket, prefix) if needle in k]
+            if not left or time.monotonic() > deadline:
+                return left
+            time.sleep(0.2)
+
     def stop(self) -> None:
         """SIGTERM the weed process we started, by pid; SIGKILL after 3 s."""
         if self.proc is None or self.proc.poll() is not None:

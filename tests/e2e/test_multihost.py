@@ -16,7 +16,7 @@ import requests
 from tests.e2e import streams
 from tests.e2e.nginx import Nginx
 from tests.e2e.server import Server, pid_running
-from tests.faults.helpers import RawUpload, create, db_rows, put, show, wait_status
+from tests.faults.helpers import create, db_rows, put, show, upload_in_progress, wait_status
 
 MIB = streams.MIB
 LEASE = 6
@@ -108,10 +108,7 @@ def test_two_hosts_racing_for_one_image_give_one_204_and_one_409(cluster, token,
 def test_delete_on_one_host_while_the_other_uploads(cluster, token, seaweedfs, bucket):
     hosts, _ = cluster
     image_id = create(hosts["a"], token)
-    upload = RawUpload(hosts["b"], token, image_id, content_length=40 * MIB)
-    for _ in range(20):
-        upload.send(os.urandom(MIB))
-    assert wait_status(hosts["a"], token, image_id, ("saving",)) == "saving"
+    upload = upload_in_progress(hosts["b"], token, image_id, 40 * MIB, 20, watch=hosts["a"])
     deleted = requests.delete(f"{hosts['a'].url}/v2/images/{image_id}", headers={"X-Auth-Token": token}, timeout=10)
     assert deleted.status_code == 204
     for _ in range(20):
@@ -120,19 +117,13 @@ def test_delete_on_one_host_while_the_other_uploads(cluster, token, seaweedfs, b
     response = upload.wait(30)
     upload.close()
     assert response is not None and response.status == 410, response and response.body
-    deadline = time.monotonic() + 10
-    while objects(seaweedfs, bucket, image_id) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert objects(seaweedfs, bucket, image_id) == []
+    assert seaweedfs.keys_after_cleanup(bucket, "images/", image_id) == []
 
 
 def test_a_dead_host_is_recovered_by_the_other_after_the_lease(cluster, token, seaweedfs, bucket, tmp_path):
     hosts, proxy = cluster
     image_id = create(hosts["a"], token)
-    upload = RawUpload(hosts["b"], token, image_id, content_length=64 * MIB)
-    for _ in range(20):
-        upload.send(os.urandom(MIB))
-    assert wait_status(hosts["a"], token, image_id, ("saving",)) == "saving"
+    upload = upload_in_progress(hosts["b"], token, image_id, 64 * MIB, 20, watch=hosts["a"])
     (row,) = db_rows(hosts["a"], f"id = '{image_id}'")
     assert row["upload_host"] == "host-b" and '"upload_id"' in row["upload_state"]
     killed_at = time.monotonic()
@@ -143,9 +134,6 @@ def test_a_dead_host_is_recovered_by_the_other_after_the_lease(cluster, token, s
     assert show(hosts["a"], token, image_id)[1]["status"] == "saving"
     assert wait_status(hosts["a"], token, image_id, ("queued",), timeout=LEASE * 4) == "queued"
     assert time.monotonic() - killed_at >= LEASE - 1
-    deadline = time.monotonic() + 10
-    while objects(seaweedfs, bucket, image_id) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert objects(seaweedfs, bucket, image_id) == []  # the multipart upload was aborted
+    assert seaweedfs.keys_after_cleanup(bucket, "images/", image_id) == []  # the multipart upload was aborted
     assert put(hosts["a"], token, image_id, b"again, on host a").status_code == 204
     hosts["b"].start()  # nginx still has both hosts for the other tests

@@ -372,3 +372,13 @@ def kept_offset(srv, token, image_id) -> int | None:
 def resume_put(srv, token, image_id, offset, rest: bytes, total: int) -> requests.Response:
     """Continue a kept upload at ``offset`` with the remaining bytes (what curl -C sends)."""
     return put(srv, token, image_id, rest, **{"Content-Range": f"bytes {offset}-{total - 1}/{total}"})
+
+
+def upload_in_progress(srv, token, image_id, total: int, sent_mib: int, extra=(), watch=None) -> RawUpload:
+    """A Content-Length upload of ``total`` bytes that has sent ``sent_mib`` MiB and is `saving`
+    (as seen from ``watch``, another host, if given)."""
+    upload = RawUpload(srv, token, image_id, content_length=total, extra=list(extra))
+    for _ in range(sent_mib):
+        upload.send(os.urandom(MIB))
+    assert wait_status(watch or srv, token, image_id, ("saving",)) == "saving"
+    return upload
