@@ -333,4 +333,5 @@ def test_schemathesis_stateful_chains_fixed_seed(live):
 def test_schemathesis_stateful_chains_random_seed(live):
     run_seed = int(os.environ.get("FUZZ_SEED") or random.SystemRandom().randrange(2**32))
     print(f"FUZZ_SEED={run_seed}")  # shown with the failure; set it to replay this run
-    run_stateful(live, run_seed, EXAMPLES * 2)
+    outcomes = run_stateful(live, run_seed, EXAMPLES * 2)
+    assert outcomes.calls > 0 and outcomes.server_errors == [], outcomes.server_errors

@@ -52,7 +52,7 @@ def snapshot() -> dict:
         return {model.__name__: sorted(map(str, model.select().tuples())) for model in ALL_MODELS}
 
 
-def refused(response, wanted: str = "Invalid text") -> None:
+def assert_refused(response, wanted: str = "Invalid text") -> None:
     count("inputs fuzzed")
     saw(response.status_code, fuzz=True)
     assert response.status_code == 400, (response.status_code, response.data)
@@ -84,7 +84,7 @@ def with_text(where: str, text) -> dict:
 @given(where=st.sampled_from(FIELDS), text=UNSTORABLE)
 def test_unstorable_text_in_a_create_body(client, admin, where, text):
     before = snapshot()
-    refused(client.post("/v2/images", json=with_text(where, text), headers=admin))
+    assert_refused(client.post("/v2/images", json=with_text(where, text), headers=admin))
     assert snapshot() == before
 
 
@@ -96,7 +96,7 @@ def test_overlong_text_in_a_create_body(client, admin, where, text):
     if len(text) <= limit:
         text = text + "x" * (limit + 1 - len(text))
     before = snapshot()
-    refused(client.post("/v2/images", json=with_text(where, text), headers=admin), "does not match schema")
+    assert_refused(client.post("/v2/images", json=with_text(where, text), headers=admin), "does not match schema")
     assert snapshot() == before
 
 
@@ -147,7 +147,7 @@ def patch_ops(kind: str, text: str) -> tuple[str, list]:
 def test_unstorable_text_in_a_patch(client, admin, image, kind, text):
     before = snapshot()
     media_type, ops = patch_ops(kind, text)
-    refused(client.patch(f"/v2/images/{image}", json=ops, headers={**admin, "Content-Type": media_type}))
+    assert_refused(client.patch(f"/v2/images/{image}", json=ops, headers={**admin, "Content-Type": media_type}))
     assert snapshot() == before
 
 
@@ -158,7 +158,7 @@ def test_unstorable_text_in_a_patch(client, admin, image, kind, text):
        text=UNSTORABLE_IN_URL, in_name=st.booleans())
 def test_unstorable_text_in_a_query(client, admin, image, name, text, in_name):
     query = [(text, "x")] if in_name else [(name, text)]
-    refused(client.get("/v2/images", query_string=query, headers=admin))
+    assert_refused(client.get("/v2/images", query_string=query, headers=admin))
 
 
 @STRINGS
@@ -186,7 +186,7 @@ def test_unstorable_text_in_a_path(client, admin, image, route, text):
             "image": f"/v2/images/{segment}", "file": f"/v2/images/{segment}/file"}[what]
     before = snapshot()
     body = {"json": {"status": "accepted"}} if route == "PUT member" else {}
-    refused(client.open(path, method=method, headers=admin, **body))
+    assert_refused(client.open(path, method=method, headers=admin, **body))
     assert snapshot() == before
 
 
@@ -196,7 +196,7 @@ def test_unstorable_text_in_a_path(client, admin, image, route, text):
 def test_unstorable_or_overlong_member_ids(client, admin, image, body):
     before = snapshot()
     response = client.post(f"/v2/images/{image}/members", json=body, headers=admin)
-    refused(response, "Invalid")
+    assert_refused(response, "Invalid")
     assert snapshot() == before
 
 
@@ -210,7 +210,7 @@ def member_p2(make_token):
 def test_unstorable_member_status(client, member_p2, image, status):
     before = snapshot()
     member = {"X-Auth-Token": member_p2, **JSON}
-    refused(client.put(f"/v2/images/{image}/members/p2", json={"status": status}, headers=member))
+    assert_refused(client.put(f"/v2/images/{image}/members/p2", json={"status": status}, headers=member))
     assert snapshot() == before
 
 
@@ -225,7 +225,7 @@ def test_unstorable_text_in_a_header(client, admin, image, header, text):
     """gunicorn itself refuses a raw NUL in a header (see test_fuzz.py); behind it, so do we."""
     headers = {**admin, "Content-Type": "application/octet-stream", header: text}
     before = snapshot()
-    refused(client.put(f"/v2/images/{image}/file", data=b"abc", headers=headers))
+    assert_refused(client.put(f"/v2/images/{image}/file", data=b"abc", headers=headers))
     assert snapshot() == before
 
 
@@ -238,13 +238,13 @@ def trusted(project: str) -> dict:
 @pytest.mark.parametrize("project, wanted", [("p" * (MAX_NAME + 1), "longer than"), ("p\x00", "Invalid text")])
 def test_a_proxy_project_that_cannot_be_stored(client, project, wanted):
     before = snapshot()
-    refused(client.post("/v2/images", json={"name": "n"}, headers=trusted(project)), wanted)
+    assert_refused(client.post("/v2/images", json={"name": "n"}, headers=trusted(project)), wanted)
     assert snapshot() == before
     assert client.post("/v2/images", json={"name": "n"}, headers=trusted("p" * MAX_NAME)).status_code == 201
 
 
 def test_deeply_nested_json_is_400(client, admin):
-    refused(client.post("/v2/images", data="[" * 100_000, headers={**admin, "Content-Type": "application/json"}),
+    assert_refused(client.post("/v2/images", data="[" * 100_000, headers={**admin, "Content-Type": "application/json"}),
             "Malformed JSON")
 
 
