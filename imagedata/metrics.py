@@ -125,6 +125,12 @@ def get() -> _Metrics:
     return _metrics
 
 
+def warm() -> None:
+    """Load prometheus-client and open this process's value files now (a new worker), so
+    that its first request does not pay for some 50 file reads after it has answered."""
+    get()
+
+
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:
     """Count one answered request and its duration."""
     m = get()
