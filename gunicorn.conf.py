@@ -131,10 +131,8 @@ def post_fork(server, worker):
 
 def post_worker_init(worker):
     """When this worker is told to stop, cut unfinished uploads before the graceful timeout;
-    create its metrics; then say it has loaded the app and takes requests (gunicorn only
-    says it is booting)."""
+    create its metrics now rather than after its first answer."""
     from imagedata import drain, metrics
 
     drain.install(worker)
     metrics.warm()
-    worker.log.info("Worker ready (pid: %s)", worker.pid)

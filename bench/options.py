@@ -89,6 +89,8 @@ def parse_args(argv, description=None):
     parser.add_argument("--venv", type=Path, help="virtualenv with imagedata installed (default: REPO/.venv)")
     parser.add_argument("--workdir", type=Path, help="parent of the temporary folder (default: system temp)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, data)")
+    parser.add_argument("--metrics", metavar="PATH", type=Path,
+                        help="at the end, save the service's /metrics scrape (admin token) to PATH")
     opts = parser.parse_args(argv)
     apply_defaults(opts)
     return opts

@@ -32,6 +32,7 @@ import signal
 import sys
 import tempfile
 import time
+import urllib.request
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
@@ -256,6 +257,18 @@ def finish(bench, opts, running):
     return 0 if not problems else 1
 
 
+def save_metrics(server, path):
+    """Write what the service's /metrics says after the run (as an operator's scrape sees it)."""
+    request = urllib.request.Request(f"http://{server.addr[0]}:{server.addr[1]}/metrics",
+                                     headers={"X-Auth-Token": server.token})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            Path(path).write_bytes(answer.read())
+    except OSError as exc:
+        raise RuntimeError(f"/metrics scrape failed: {exc}") from None
+    print(f"bench: wrote the /metrics scrape to {path}")
+
+
 def install_signal_handlers():
     """Turn SIGTERM/SIGHUP into SystemExit so that cleanup runs."""
     def handler(signum, _frame):
@@ -292,6 +305,8 @@ def main(argv=None):
             if opts.big:  # first, while the workers hold no memory from concurrent phases
                 run_big(bench, workdir, running["ours"].token)
             run_phases(bench)
+            if opts.metrics:
+                save_metrics(running["ours"], opts.metrics)
         except (RuntimeError, HTTPFailure) as exc:
             bench.results.problem(f"benchmark aborted: {exc}")
         finally:
