@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import shutil
 import subprocess
 import time
@@ -197,9 +196,12 @@ def test_qemu_img_converts_straight_from_the_image_url(noauth, source, tmp_path,
                                 headers={"Content-Type": "application/octet-stream", "X-Image-Meta-Store": store})
     assert response.status_code == 204, response.text
     out = tmp_path / "out.raw"
-    done = subprocess.run([qemu_img, "convert", "-f", "qcow2", "-O", "raw",
+    # One request at a time (-m 1): with its default eight, qemu 7.2's curl driver (Debian 12)
+    # stalls in about one conversion of ten: every range is answered in full (access log), the
+    # server closes the idle connections, and qemu waits in poll() with all of them in
+    # CLOSE-WAIT, never sending the next request.
+    done = subprocess.run([qemu_img, "convert", "-m", "1", "-f", "qcow2", "-O", "raw",
                            f"{noauth.url}/v2/images/{image_id}/file", str(out)],
                           capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
     assert same_file(out, source[0])
-    assert re.search(r"206", noauth.log()) or True  # the access log is off in tests; bytes are the proof
