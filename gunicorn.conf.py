@@ -135,4 +135,4 @@ def post_worker_init(worker):
     from imagedata import drain, metrics
 
     drain.install(worker)
-    metrics.warm()
+    metrics.get()

@@ -32,7 +32,6 @@ import signal
 import sys
 import tempfile
 import time
-import urllib.request
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
@@ -148,7 +147,7 @@ def start_everything(opts, group, workdir):
     nginx.start()
     ours_server.start()
     ours_addr = nginx.accel_addr if opts.accel else ours_server.addr
-    ours = ImageApiTarget("ours", ours_addr, ours_server.token, source)
+    ours = ImageApiTarget("ours", ours_addr, ours_server.token, source, hash_algo=ours_hash_algo(opts))
     glance_server, skipped = start_glance(opts, group)
     glance = None
     if glance_server:
@@ -164,7 +163,8 @@ def start_everything(opts, group, workdir):
     if weed_skipped:
         bench.results.note(f"S3 store skipped: {weed_skipped}")
     if weed:
-        bench.ours_s3 = ImageApiTarget("ours", ours_addr, ours_server.token, source, store="s3")
+        bench.ours_s3 = ImageApiTarget("ours", ours_addr, ours_server.token, source, store="s3",
+                                       hash_algo=ours.hash_algo)
         bench.s3_peer = S3PeerTarget(weed, source)
     return bench, {"ours": ours_server, "nginx": nginx, "glance": glance_server, "seaweedfs": weed}
 
@@ -199,10 +199,12 @@ def run_big(bench, workdir, token):
     source = make_source(path, bench.opts.big)
     try:
         print(f"bench: {size_label(source.size)} upload and download through ours", flush=True)
-        phases.measure_big(bench, ImageApiTarget("ours", bench.ours.addr, token, source))
+        phases.measure_big(bench, ImageApiTarget("ours", bench.ours.addr, token, source,
+                                                 hash_algo=bench.ours.hash_algo))
         if bench.ours_s3 is not None:
             print(f"bench: {size_label(source.size)} upload and download through ours, S3 store", flush=True)
-            phases.measure_big(bench, ImageApiTarget("ours", bench.ours.addr, token, source, store="s3"),
+            phases.measure_big(bench, ImageApiTarget("ours", bench.ours.addr, token, source, store="s3",
+                                                     hash_algo=bench.ours.hash_algo),
                                metric="s3big", phase=" s3")
     finally:
         source.close()
@@ -259,14 +261,16 @@ def finish(bench, opts, running):
 
 def save_metrics(server, path):
     """Write what the service's /metrics says after the run (as an operator's scrape sees it)."""
-    request = urllib.request.Request(f"http://{server.addr[0]}:{server.addr[1]}/metrics",
-                                     headers={"X-Auth-Token": server.token})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            Path(path).write_bytes(answer.read())
-    except OSError as exc:
-        raise RuntimeError(f"/metrics scrape failed: {exc}") from None
+    answer = request(server.addr, "GET", "/metrics", {"X-Auth-Token": server.token}, timeout=30)
+    if answer.status != 200:
+        raise RuntimeError(f"/metrics scrape -> {answer.status}")
+    Path(path).write_bytes(answer.body)
     print(f"bench: wrote the /metrics scrape to {path}")
+
+
+def ours_hash_algo(opts):
+    """The os_hash_algo our uploads must record: the service's IMAGEDATA_HASH_ALGO."""
+    return dict(opts.service_env).get("IMAGEDATA_HASH_ALGO", "sha512")
 
 
 def install_signal_handlers():

@@ -33,30 +33,21 @@ class Source:
 
     def slice_sha512(self, offset, length):
         """Return the sha512 of bytes [offset, offset+length) (cached)."""
-        key = (offset, length)
+        return self._digest("sha512", offset, length)
+
+    def digest(self, algorithm):
+        """Return the hex digest of the whole file by a hashlib algorithm (cached)."""
+        if algorithm == "sha512":
+            return self.sha512
+        return self._digest(algorithm, 0, self.size)
+
+    def _digest(self, algorithm, offset, length):
+        key = (algorithm, offset, length)
         if key not in self._slice_digests:
-            digest = hashlib.sha512()
+            digest = hashlib.new(algorithm)
             view = memoryview(self.mapping)
             for pos in range(offset, offset + length, rawhttp.CHUNK):
                 digest.update(view[pos:min(pos + rawhttp.CHUNK, offset + length)])
-            view.release()
-            self._slice_digests[key] = digest.hexdigest()
-        return self._slice_digests[key]
-
-    def digest(self, algorithm):
-        """Return the hex digest of the whole file by a hashlib algorithm (cached), or None
-        when hashlib does not know it."""
-        if algorithm == "sha512":
-            return self.sha512
-        key = ("whole", algorithm)
-        if key not in self._slice_digests:
-            try:
-                digest = hashlib.new(algorithm)
-            except (ValueError, TypeError):
-                return None
-            view = memoryview(self.mapping)
-            for pos in range(0, self.size, rawhttp.CHUNK):
-                digest.update(view[pos:min(pos + rawhttp.CHUNK, self.size)])
             view.release()
             self._slice_digests[key] = digest.hexdigest()
         return self._slice_digests[key]
@@ -108,12 +99,13 @@ class Upload:
 class ImageApiTarget:
     """An OpenStack Image API v2 server: ours or the real Glance."""
 
-    def __init__(self, name, addr, token, source, delete_after=True, store=None):
+    def __init__(self, name, addr, token, source, delete_after=True, store=None, hash_algo="sha512"):
         self.name = name
         self.addr = addr
         self.auth = {"X-Auth-Token": token}
         self.source = source
         self.store = store  # X-Image-Meta-Store of uploads (None: the default store)
+        self.hash_algo = hash_algo  # the os_hash_algo uploads must record
         self.delete_after = delete_after
         self.download_id = None
         self.counter = itertools.count(1)
@@ -140,8 +132,7 @@ class ImageApiTarget:
         return Upload(self, f"/v2/images/{image_id}/file", headers, image_id)
 
     def verify_upload(self, image_id, status):
-        """Check the PUT status and the image record's size, checksum and multihash (in the
-        algorithm the record names: the service's IMAGEDATA_HASH_ALGO)."""
+        """Check the PUT status and the image record's size, checksum and multihash."""
         if status != 204:
             return [f"{self.name}: PUT file -> {status} (want 204)"]
         resp = self.api("GET", f"/v2/images/{image_id}")
@@ -149,7 +140,7 @@ class ImageApiTarget:
             return [f"{self.name}: GET image after upload -> {resp.status}"]
         image = resp.json()
         want = {"status": "active", "size": self.source.size, "checksum": self.source.md5,
-                "os_hash_value": self.source.digest(image.get("os_hash_algo") or "sha512")}
+                "os_hash_algo": self.hash_algo, "os_hash_value": self.source.digest(self.hash_algo)}
         if self.store:
             want["stores"] = self.store
         return [f"{self.name}: image {key} = {image.get(key)!r}, want {value!r}"

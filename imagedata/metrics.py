@@ -116,19 +116,14 @@ class _Metrics:
 
 
 def get() -> _Metrics:
-    """The metrics of this process (created on first use)."""
+    """The metrics of this process (created on first use; a gunicorn worker calls this when
+    it starts, so that its first request does not load prometheus-client after answering)."""
     global _metrics
     if _metrics is None:
         with _lock:
             if _metrics is None:
                 _metrics = _Metrics()
     return _metrics
-
-
-def warm() -> None:
-    """Load prometheus-client and open this process's value files now (a new worker), so
-    that its first request does not pay for some 50 file reads after it has answered."""
-    get()
 
 
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:
