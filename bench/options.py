@@ -10,6 +10,7 @@ from pathlib import Path
 import loadtest
 
 BENCH_DIR = Path(__file__).resolve().parent
+PHASE_NAMES = ("hash", "uploads", "downloads", "ranges", "concurrency", "s3", "get-image")
 UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
@@ -33,6 +34,16 @@ def size_label(nbytes):
         if nbytes >= factor and nbytes % factor == 0:
             return f"{nbytes // factor}{unit}"
     return f"{nbytes}B"
+
+
+def parse_phases(text):
+    """Parse --phases: a comma-separated subset of PHASE_NAMES."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in PHASE_NAMES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown phase(s) {','.join(unknown) or text!r}; "
+                                         f"choose from {','.join(PHASE_NAMES)}")
+    return names
 
 
 def parse_env_pair(text):
@@ -89,6 +100,8 @@ def parse_args(argv, description=None):
     parser.add_argument("--venv", type=Path, help="virtualenv with imagedata installed (default: REPO/.venv)")
     parser.add_argument("--workdir", type=Path, help="parent of the temporary folder (default: system temp)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, data)")
+    parser.add_argument("--phases", type=parse_phases, default=PHASE_NAMES, metavar="NAME,...",
+                        help=f"measure only these phases (default all: {','.join(PHASE_NAMES)})")
     parser.add_argument("--metrics", metavar="PATH", type=Path,
                         help="at the end, save the service's /metrics scrape (admin token) to PATH")
     opts = parser.parse_args(argv)

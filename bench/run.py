@@ -46,6 +46,13 @@ from rawhttp import BufferSink, HTTPFailure, request
 from targets import ImageApiTarget, NginxTarget, S3PeerTarget, Source
 
 
+# The measured phases, in the order they run (--phases picks some of them).
+PHASES = {"hash": phases.measure_hash, "uploads": phases.measure_uploads,
+          "downloads": phases.measure_downloads, "ranges": phases.measure_ranges,
+          "concurrency": phases.measure_concurrency, "s3": phases.measure_s3,
+          "get-image": loadtest.measure_metadata}
+
+
 class Bench:
     """Everything the phases share: options, source, targets, sink, results, RSS sampler."""
 
@@ -183,10 +190,7 @@ def prepare_downloads(bench):
 
 def run_phases(bench):
     """All measurements, interleaved run by run so ratios compare the same moment."""
-    steps = [("hash", phases.measure_hash), ("uploads", phases.measure_uploads),
-             ("downloads", phases.measure_downloads), ("ranges", phases.measure_ranges),
-             ("concurrency", phases.measure_concurrency), ("S3 store", phases.measure_s3),
-             ("GET image", loadtest.measure_metadata)]
+    steps = [(name, step) for name, step in PHASES.items() if name in bench.opts.phases]
     for run in range(bench.opts.runs):
         for name, step in steps:
             print(f"bench: run {run + 1}/{bench.opts.runs}: {name}", flush=True)

@@ -103,6 +103,15 @@ def test_size_label(nbytes, label):
     assert options.size_label(nbytes) == label
 
 
+def test_parse_phases():
+    assert options.parse_phases("s3, uploads") == ["s3", "uploads"]
+    for bad in ("", "s3,nope"):
+        with pytest.raises(Exception, match="phase"):
+            options.parse_phases(bad)
+    import run  # every phase name runs a step
+    assert tuple(run.PHASES) == options.PHASE_NAMES
+
+
 def test_parse_wrk():
     parsed = loadtest.parse_wrk(WRK_OUTPUT)
     assert parsed == {"rps": 1200.5, "p99_ms": 23.45, "non2xx": 2, "connect_errors": 0,

@@ -17,11 +17,14 @@ def contract_bucket(seaweedfs):
     return seaweedfs.make_bucket("contract")
 
 
-def make_s3_store(seaweedfs, bucket: str, prefix: str, store_id: str = "s3", part_size: int = 5 << 20):
-    """An S3 store configured exactly as IMAGEDATA_STORES would configure it."""
+def make_s3_store(seaweedfs, bucket: str, prefix: str, store_id: str = "s3", part_size: int = 5 << 20,
+                  **options: str):
+    """An S3 store configured exactly as IMAGEDATA_STORES would configure it (``options``:
+    more store URL options, such as checksum=sha256)."""
     from imagedata.stores.s3 import S3Store
 
     url = f"{seaweedfs.store_url(bucket, prefix)}&part_size={part_size}"
+    url += "".join(f"&{name}={value}" for name, value in options.items())
     cfg = parse_stores(f"{store_id}={url}", seaweedfs.env())[0]
     store = S3Store(cfg.store_id, cfg.s3)
     store.prepare()

@@ -1,18 +1,23 @@
 """What only the S3 driver promises: its URL, credentials, a shared bucket, a missing one."""
 from __future__ import annotations
 
+import runpy
 import socket
 import time
+import types
 import uuid
+import zlib
+from pathlib import Path
 
 import pytest
 
 from imagedata.config import ConfigError, parse_stores
 from imagedata.errors import StoreUnavailable
+from imagedata.stores import s3writer
 from imagedata.stores.s3 import S3Store
 from imagedata.stores.s3writer import part_size_for
 from tests.stores.conftest import make_s3_store
-from tests.stores.test_contract import ATTEMPT, IMAGE, kinds, write
+from tests.stores.test_contract import ATTEMPT, IMAGE, kinds, read, write
 
 MIB = 1 << 20
 
@@ -24,6 +29,7 @@ MIB = 1 << 20
     ("s3://bucket-a/x?colour=blue", "unknown option 'colour'"),
     ("s3://bucket-a/x?part_size=1000", "part_size must be from 5 MiB to 5 GiB"),
     ("s3://bucket-a/x?part_size=lots", "part_size must be a number of bytes"),
+    ("s3://bucket-a/x?checksum=md5", "checksum must be one of crc32, sha256"),
     ("s3://bucket-a/a//b", "bad prefix"),
     ("s3://bucket-a/../b", "bad prefix"),
 ])
@@ -117,3 +123,77 @@ def test_stores_sharing_a_bucket_never_see_each_others_objects(seaweedfs, contra
     assert sorted(k[0] for k in kinds(inner)) == ["data", "partial"]
     assert outer.discard(pending.state) is False  # another store's upload
     pending.abort()
+
+
+def sent_part_headers(store) -> list[dict]:
+    """Record the x-amz-* headers of every UploadPart request the store's client sends."""
+    seen = []
+    store.client.meta.events.register(
+        "before-send.s3.UploadPart",
+        lambda request, **_: seen.append({k.lower(): v.decode() if isinstance(v, bytes) else v
+                                          for k, v in request.headers.items()
+                                          if k.lower().startswith("x-amz-")}))
+    return seen
+
+
+@pytest.mark.parametrize("checksum", ["crc32", "sha256"])
+def test_each_part_is_protected_on_its_way(seaweedfs, contract_bucket, checksum):
+    """crc32 (default): a CRC32 per part and an unsigned payload; sha256: a signed payload."""
+    options = {} if checksum == "crc32" else {"checksum": checksum}
+    store = make_s3_store(seaweedfs, contract_bucket, f"sum-{checksum}-{uuid.uuid4().hex[:6]}", **options)
+    headers = sent_part_headers(store)
+    data = bytes(range(256)) * ((11 << 20) // 256 + 1)  # three parts of 5 MiB, the last short
+    write(store, data)
+    assert read(store) == data
+    assert len(headers) == 3
+    for sent in headers:
+        if checksum == "crc32":
+            assert sent["x-amz-content-sha256"] == "UNSIGNED-PAYLOAD"
+            assert "x-amz-checksum-crc32" in sent
+        else:
+            assert len(sent["x-amz-content-sha256"]) == 64  # the payload's SHA-256, signed
+            assert "x-amz-checksum-crc32" not in sent
+
+
+def test_the_store_refuses_a_part_whose_checksum_does_not_match(seaweedfs, contract_bucket, monkeypatch):
+    """What the store checks is what was sent: a wrong CRC32 fails the upload and leaves nothing."""
+    store = make_s3_store(seaweedfs, contract_bucket, f"badsum-{uuid.uuid4().hex[:6]}")
+    monkeypatch.setattr(s3writer, "zlib", types.SimpleNamespace(crc32=lambda data: zlib.crc32(data) ^ 1))
+    writer = store.open_writer(IMAGE, ATTEMPT, None)
+    with pytest.raises(StoreUnavailable, match="could not store a part"):
+        writer.write(memoryview(b"x" * (6 << 20)))
+        writer.commit()
+    assert kinds(store) == []
+
+
+def test_part_buffers_are_reused_not_reallocated(seaweedfs, contract_bucket, monkeypatch):
+    """A 40 MiB upload in 5 MiB parts uses two part buffers, not eight."""
+    store = make_s3_store(seaweedfs, contract_bucket, f"reuse-{uuid.uuid4().hex[:6]}")
+    made = []
+    real = s3writer.S3Writer._new_buffer
+
+    def counting(writer):
+        buffer = real(writer)
+        made.append(buffer)  # kept alive, so the ids below are distinct objects
+        return buffer
+
+    monkeypatch.setattr(s3writer.S3Writer, "_new_buffer", counting)
+    data = bytes(range(256)) * ((40 << 20) // 256)
+    writer = write(store, data, expected=len(data))
+    assert read(store) == data
+    assert (writer.spare, len(writer.buffer)) == ([], 0)  # nothing held once committed
+    assert len(made) == 9  # the first, one after each of the 8 full parts
+    assert len({id(buffer) for buffer in made}) == 2
+
+
+def test_download_pieces_stay_below_the_workers_mmap_threshold(seaweedfs, contract_bucket):
+    """Each piece is a new bytes object; at the workers' fixed mmap threshold or above,
+    every one would be mapped, faulted in and unmapped again."""
+    threshold = runpy.run_path(str(Path(__file__).parents[2] / "gunicorn.conf.py"))["MALLOC_MMAP_THRESHOLD"]
+    store = make_s3_store(seaweedfs, contract_bucket, f"pieces-{uuid.uuid4().hex[:6]}")
+    data = bytes(range(256)) * ((3 << 20) // 256)
+    write(store, data)
+    reader = store.open_range(IMAGE, ATTEMPT, 0, len(data))
+    sizes = [len(piece) for piece in reader]
+    assert sum(sizes) == len(data)
+    assert max(sizes) + 64 < threshold  # bytes objects carry a small header
