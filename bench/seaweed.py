@@ -80,7 +80,11 @@ class SeaweedServer:
                 "-master.telemetry=false", f"-dir={self.root / 'data'}", f"-master.port={master}",
                 f"-volume.port={volume}", f"-filer.port={filer}", "-s3", f"-s3.port={self.s3_port}",
                 f"-s3.config={config}", "-s3.port.iceberg=0", "-s3.port.lance=0",
-                "-master.volumeSizeLimitMB=1024", "-volume.max=0"]
+                "-master.volumeSizeLimitMB=1024",
+                # A fixed number of volume slots (volumes are sparse files): with 0, SeaweedFS
+                # derives it from the free disk space, and on a fuller disk new buckets
+                # found no writable volume (InternalError on every upload).
+                "-volume.max=100"]
         self.proc = self.group.start("seaweedfs", argv, self.root, dict(os.environ), self.root / "weed.log")
         deadline = time.monotonic() + timeout
         last = ""

@@ -67,7 +67,11 @@ class SeaweedFS:
         args = [binary, "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false",
                 f"-dir={self.root}/data", f"-master.port={ports[0]}", f"-volume.port={ports[1]}",
                 f"-filer.port={ports[2]}", "-s3", f"-s3.port={self.s3_port}", f"-s3.config={config}",
-                "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.volumeSizeLimitMB=1024", "-volume.max=0"]
+                "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.volumeSizeLimitMB=1024",
+                # A fixed number of volume slots (volumes are sparse files): with 0, SeaweedFS
+                # derives it from the free disk space, and on a fuller disk new buckets
+                # found no writable volume (InternalError on every upload).
+                "-volume.max=100"]
         self.log_path = os.path.join(self.root, "weed.log")
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(args, cwd=self.root, stdout=log, stderr=subprocess.STDOUT,
