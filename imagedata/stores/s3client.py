@@ -113,19 +113,15 @@ class S3Range:
     def __iter__(self) -> Iterator[bytes]:
         """The range in pieces of at most S3_PIECE bytes; an early end raises (never a silent
         short body)."""
-        if self.body is not None:
-            yield from self._pieces(self.body)
-        self.close()
-
-    def _pieces(self, body) -> Iterator[bytes]:
         remaining = self.length
-        while remaining > 0:
+        while remaining > 0 and self.body is not None:
             with self.store.errors("read data"):
-                data = body.read(min(S3_PIECE, remaining))
+                data = self.body.read(min(S3_PIECE, remaining))
             if not data:
                 raise StoreUnavailable(f"Store '{self.store.store_id}' ended the data early.")
             remaining -= len(data)
             yield data
+        self.close()
 
     def close(self) -> None:
         """Release the connection (idempotent)."""

@@ -118,7 +118,7 @@ class S3Writer:
         self.number = 1
         self.part_size = part_size_for(store.cfg.part_size, expected_size, 1)
         self.spare: list[bytearray] = []  # sent part buffers, to be filled again
-        self.buffer = self._new_buffer()
+        self.buffer = bytearray()  # the part being filled; taken when its first byte comes
         self.filled = 0  # bytes of the current part in self.buffer
         self.sender = PartSender(self)
 
@@ -178,6 +178,8 @@ class S3Writer:
 
     def _fill(self, data: memoryview) -> None:
         while data:
+            if not self.buffer:
+                self.buffer = self._new_buffer()
             count = min(self.part_size - self.filled, len(data))
             self.buffer[self.filled:self.filled + count] = data[:count]
             self.filled += count
@@ -185,14 +187,14 @@ class S3Writer:
             if self.filled == self.part_size:
                 self._hand_off()
 
-    def _hand_off(self, last: bool = False) -> None:
+    def _hand_off(self) -> None:
         body = self.buffer  # handed over, never copied
         if self.filled < len(body):  # the last part: cut to its length, in place
             del body[self.filled:]
         self.sender.put(self.number, body)
         self.number += 1
         self.part_size = part_size_for(self.store.cfg.part_size, self.expected, self.number)
-        self.buffer, self.filled = bytearray() if last else self._new_buffer(), 0
+        self.buffer, self.filled = bytearray(), 0
 
     def send_part(self, number: int, body: bytearray) -> None:
         """Upload one part (runs in the sender thread)."""
@@ -218,7 +220,7 @@ class S3Writer:
         """Send the last part and complete the upload: the object appears whole, at once."""
         try:
             if self.filled or self.number == 1:  # an empty image is one empty part
-                self._hand_off(last=True)
+                self._hand_off()
             self._drain()
             self.sender.check()
             parts = sorted(self.parts, key=lambda p: p["PartNumber"])
@@ -245,8 +247,7 @@ class S3Writer:
         return encode_state(self.key)
 
     def _drain(self) -> None:
-        """Wait for the parts on their way, then free the part buffers at once (an upload
-        that ends on a full part has a fresh buffer waiting)."""
+        """Wait for the parts on their way, then free the part buffers at once."""
         self.sender.finish()
         self.spare.clear()
         self.buffer, self.filled = bytearray(), 0

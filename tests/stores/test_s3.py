@@ -182,7 +182,7 @@ def test_part_buffers_are_reused_not_reallocated(seaweedfs, contract_bucket, mon
     writer = write(store, data, expected=len(data))
     assert read(store) == data
     assert (writer.spare, len(writer.buffer)) == ([], 0)  # nothing held once committed
-    assert len(made) == 9  # the first, one after each of the 8 full parts
+    assert len(made) == 8  # one per part, taken when its first byte comes
     assert len({id(buffer) for buffer in made}) == 2
 
 
