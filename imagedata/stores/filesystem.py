@@ -2,8 +2,9 @@
 
 Each upload attempt writes a hidden ``.<image id>.<attempt>.part`` file, fsyncs it and
 renames it to its final name, so two attempts never touch each other's bytes and a
-crashed attempt leaves only names the scrubber can attribute. Reads hand the open file
-to the WSGI server, which sends it with sendfile.
+crashed attempt leaves only names the scrubber can attribute. The bytes are written with
+direct I/O where the filesystem allows it (``directio.py``). Reads hand the open file to
+the WSGI server, which sends it with sendfile.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Iterator
 from imagedata.errors import ImageDataUnavailable, StoreFull, StoreUnavailable
 from imagedata.stores.base import (READ_PIECE, CachedHealth, DataMissing, StoreHealth, StoredObject, data_name,
                                    split_data_name)
+from imagedata.stores.directio import AlignedAppender
 from imagedata.stores.filerange import FileRange
 from imagedata.stores.writeback import Flusher
 
@@ -55,6 +57,7 @@ class FilesystemWriter:
         self.offset = 0
         self.fd = -1
         self.flusher = Flusher(-1, 0)  # the real one starts once the file is open
+        self.writing = False  # until the first write: ``kept()`` reads through the page cache
         try:
             if kept is None:
                 self.fd = os.open(self.temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_NOFOLLOW | O_CLOEXEC,
@@ -63,7 +66,13 @@ class FilesystemWriter:
                 self._adopt(*kept)
         except OSError as exc:
             raise store.translate(exc) from None
-        self.flusher = Flusher(self.fd, store.writeback_bytes)
+        try:
+            self.appender = AlignedAppender(self.fd, self.offset)
+        except OSError as exc:
+            os.close(self.fd)
+            if kept is None:
+                os.unlink(self.temp_path)
+            raise store.translate(exc) from None
         if expected_size and expected_size > self.offset:
             self._preallocate(expected_size)
 
@@ -107,20 +116,32 @@ class FilesystemWriter:
 
     def write(self, data: memoryview) -> None:
         """Append all of ``data`` to the temporary file."""
+        if not self.writing:
+            self._start_writing()
         self.offset += len(data)
         try:
-            while data:
-                written = os.write(self.fd, data)
-                data = data[written:]
+            self.appender.write(data)
         except OSError as exc:
             raise self.store.translate(exc) from None
         self.flusher.advance(self.offset)
 
+    def _start_writing(self) -> None:
+        """Direct I/O if the filesystem has it; otherwise page-cache writes with background writeback."""
+        self.writing = True
+        if not self.appender.start_direct():
+            self.flusher = Flusher(self.fd, self.store.writeback_bytes)
+
+    def _flush(self) -> None:
+        """Write out what is staged and cut the file to the bytes received."""
+        self.flusher.stop()
+        self.appender.flush()
+        self.appender.close()
+        os.ftruncate(self.fd, self.offset)
+
     def commit(self) -> None:
         """fsync the file, rename it to the final name, fsync the directory."""
-        self.flusher.stop()
         try:
-            os.ftruncate(self.fd, self.offset)
+            self._flush()
             os.fsync(self.fd)
             os.close(self.fd)
             self.fd = -1
@@ -137,7 +158,7 @@ class FilesystemWriter:
             self.abort()
             return None
         try:
-            os.ftruncate(self.fd, self.offset)
+            self._flush()
             os.fsync(self.fd)
             os.close(self.fd)
             self.fd = -1
@@ -150,6 +171,7 @@ class FilesystemWriter:
     def abort(self) -> None:
         """Close and unlink the temporary file; never raises."""
         self.flusher.stop()
+        self.appender.close()
         if self.fd >= 0:
             try:
                 os.close(self.fd)
