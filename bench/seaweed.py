@@ -23,7 +23,7 @@ SECRET_KEY = "imagedata-bench-secret-0123456789"
 REGION = "us-east-1"
 BUCKET = "bench"
 PREFIX = "images"
-PART_SIZE = 16 << 20  # the S3 store's default part size
+PART_SIZE = 8 << 20  # the S3 store's default part size (imagedata.config.DEFAULT_PART_SIZE)
 PEER = Path(__file__).resolve().parent / "s3peer.py"
 
 

@@ -15,6 +15,9 @@ RESERVED_STORE_PREFIX = "os_glance_"
 # A lease outlives the longest pause the idle timeout allows, by this much.
 LEASE_MARGIN_SECONDS = 2
 AUTH_MODES = ("token", "trusted-headers", "noauth", "keystone")
+# Two part buffers per S3 upload (one filling, one being sent): 8 MiB parts keep a worker's
+# growth during an upload near 22 MB; 16 MiB parts made it 38 MB, for no measurable speed.
+DEFAULT_PART_SIZE = 8 << 20
 LOG_FORMATS = ("text", "json")
 # Glance's hashing_algorithm: any hashlib algorithm; these are the guaranteed ones with a
 # fixed-length digest (shake_* need a length for hexdigest(), which no client passes).
@@ -33,7 +36,7 @@ class S3Config:
     prefix: str = ""
     endpoint: str | None = None
     region: str | None = None
-    part_size: int = 16 << 20
+    part_size: int = DEFAULT_PART_SIZE
     checksum: str = "crc32"  # how each part's bytes are protected on the way: see S3_CHECKSUMS
     access_key: str | None = dataclasses.field(default=None, repr=False)
     secret_key: str | None = dataclasses.field(default=None, repr=False)
@@ -149,7 +152,7 @@ def _s3_store(store_id: str, parts, env: dict) -> S3Config:
     prefix = unquote(parts.path).strip("/")
     if any(piece in ("", ".", "..") for piece in prefix.split("/")) and prefix:
         raise ConfigError(f"IMAGEDATA_STORES: {store_id}: bad prefix {prefix!r}")
-    part_size = 16 << 20
+    part_size = DEFAULT_PART_SIZE
     if "part_size" in option:
         try:
             part_size = int(option["part_size"])

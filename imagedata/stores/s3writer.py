@@ -1,7 +1,7 @@
 """The S3 store's upload: a multipart upload streamed from the request, one part at a time.
 
 While one part is sent (by a helper thread), the next is received. The part buffers are
-allocated once per upload and reused (a fresh 16 MiB buffer per part would be 4,096 page
+allocated once per upload and reused (a fresh 8 MiB buffer per part would be 2,048 page
 faults and zeroed pages each time). Each part carries its CRC32 (``checksum=crc32``, the
 default), which the store checks, instead of a SHA-256 payload signature. The upload is completed
 onto the attempt's final key, so nothing is visible before; a crash leaves only the
@@ -37,8 +37,8 @@ def part_size_for(base: int, expected: int | None, part_number: int) -> int:
 
     A declared size gets one fixed size that fits it in 10,000 parts. A body of unknown
     size starts at ``base`` and doubles every 1,000 parts, which keeps the buffer small
-    for common images and still fits a 1 TiB image (16 MiB base: 15.6 GiB at 16 MiB,
-    47 GiB at 32 MiB, ...; 10,000 parts hold 16 TB).
+    for common images and still fits a 1 TiB image (8 MiB base: 7.8 GiB at 8 MiB,
+    23.4 GiB at 16 MiB, ...; 10,000 parts hold 7.8 TiB).
     """
     if expected is not None:
         needed = -(-expected // MAX_PARTS)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from imagedata.config import ConfigError, parse_stores
+from imagedata.config import DEFAULT_PART_SIZE, ConfigError, parse_stores
 from imagedata.errors import StoreUnavailable
 from imagedata.stores import s3writer
 from imagedata.stores.s3 import S3Store
@@ -60,10 +60,11 @@ def test_part_sizes_fit_the_upload_in_10000_parts(expected, number, size):
         assert size * 10_000 >= expected
 
 
-def test_a_chunked_upload_of_the_size_cap_fits():
+@pytest.mark.parametrize("base", [5 * MIB, DEFAULT_PART_SIZE, 16 * MIB])
+def test_a_chunked_upload_of_the_size_cap_fits(base):
     total, number = 0, 1
     while total < 1 << 40:
-        total += part_size_for(16 * MIB, None, number)
+        total += part_size_for(base, None, number)
         number += 1
     assert number - 1 <= 10_000
 
