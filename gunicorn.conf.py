@@ -17,9 +17,10 @@ for _name, _flag in _REPLACED.items():
 
 try:
     _SWITCH_INTERVAL = float(os.environ.get("IMAGEDATA_SWITCH_INTERVAL") or 0.001)
+    _switch_ok = 0 < _SWITCH_INTERVAL <= 1
 except ValueError:
-    _SWITCH_INTERVAL = 0.0
-if not 0 < _SWITCH_INTERVAL <= 1:
+    _switch_ok = False
+if not _switch_ok:
     raise SystemExit("IMAGEDATA_SWITCH_INTERVAL must be a number of seconds above 0 and at most 1 "
                      f"(got {os.environ.get('IMAGEDATA_SWITCH_INTERVAL')!r})")
 

@@ -10,12 +10,14 @@ Direct I/O needs the buffer address, the length and the file offset aligned to t
 device's block size. ``AlignedAppender`` copies what it is given into a page-aligned
 staging buffer and writes whole buffers at aligned offsets; the last partial block is
 written padded with zeros and cut off by the caller's ``ftruncate``. Where the
-filesystem refuses ``O_DIRECT`` (tmpfs, some network filesystems) the same code writes
+filesystem refuses ``O_DIRECT`` (tmpfs, some network filesystems), or accepts the flag but
+refuses the writes (``EINVAL``: a larger alignment than assumed), the same code writes
 through the page cache.
 """
 from __future__ import annotations
 
 import ctypes
+import errno
 import fcntl
 import mmap
 import os
@@ -76,9 +78,19 @@ class AlignedAppender:
 
     def _put(self, view: memoryview) -> None:
         while view:
-            written = os.pwrite(self.fd, view, self.at)
+            try:
+                written = os.pwrite(self.fd, view, self.at)
+            except OSError as exc:
+                if not (self.direct and exc.errno == errno.EINVAL):
+                    raise
+                self._stop_direct()  # accepted O_DIRECT, refuses its writes: use the page cache
+                continue
             self.at += written
             view = view[written:]
+
+    def _stop_direct(self) -> None:
+        fcntl.fcntl(self.fd, fcntl.F_SETFL, fcntl.fcntl(self.fd, fcntl.F_GETFL) & ~O_DIRECT)
+        self.direct = False
 
     def close(self) -> None:
         """Release the staging buffer (the descriptor stays the caller's); never raises."""

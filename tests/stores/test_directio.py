@@ -1,4 +1,5 @@
 """The filesystem writer's direct I/O: any piece sizes and alignments, resumes mid-block, fallback."""
+import errno
 import fcntl
 import mmap
 import os
@@ -115,3 +116,23 @@ def test_abort_after_a_failed_write_leaves_nothing(store):
         writer.write(memoryview(DATA[10:]))
     writer.abort()
     assert os.listdir(store.root) == []
+
+
+def test_a_filesystem_that_accepts_the_flag_but_refuses_direct_writes(store, monkeypatch):
+    """EINVAL from a direct write (an alignment larger than 4 KiB) falls back to the page cache."""
+    real_pwrite, refused = os.pwrite, []
+
+    def pwrite(fd, data, offset):
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & directio.O_DIRECT:
+            refused.append(offset)
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(directio.os, "pwrite", pwrite)
+    writer = store.open_writer(IMAGE, FIRST, None)
+    for piece in odd_pieces(DATA, 300_001):
+        writer.write(piece)
+    if accepts_direct(store.root):
+        assert refused == [0] and not writer.appender.direct  # refused once, then the page cache
+    writer.commit()
+    assert stored(store, FIRST) == DATA
