@@ -114,6 +114,59 @@ def measure_uploads(bench, run):
                 with bench.rss_phase(f"upload {framing}", target):
                     value = upload_once(bench, target, chunked, use_curl=True)
                 bench.results.add(f"upload_{framing}_curl", target.name, run, value)
+    if bench.opts.load_uploads > 1:
+        measure_parallel_uploads(bench, run)
+
+
+def parallel_client(bench, upload, barrier, spans, problems):
+    """One of N simultaneous uploads: PUT the source once; append (start, end) or its problems."""
+    source = bench.source
+    barrier.wait()
+    started = time.perf_counter()
+    try:
+        with open(source.path, "rb") as fobj:
+            resp = rawhttp.upload(upload.target.addr, upload.path, fobj, source.size, upload.headers,
+                                  timeout=bench.timeout)
+        status = resp.status
+    except rawhttp.HTTPFailure as exc:
+        problems.append(f"{upload.target.name}: parallel upload failed: {exc}")
+        upload.target.discard_upload(upload.handle)
+        return
+    ended = time.perf_counter()
+    found = upload.finish(status)
+    if found:
+        problems.extend(found)
+    else:
+        spans.append((started, ended))
+
+
+def measure_parallel_uploads(bench, run):
+    """N (--load-uploads) simultaneous Content-Length uploads to ours: aggregate MiB/s, and the
+    slowest upload's rate over the fastest's (an upload starved by the others shows here)."""
+    target, count = bench.ours, bench.opts.load_uploads
+    try:
+        uploads = [target.start_upload() for _ in range(count)]
+    except (RuntimeError, rawhttp.HTTPFailure) as exc:
+        bench.results.problem(f"{target.name}: could not start the parallel uploads: {exc}")
+        return
+    barrier, spans, problems = threading.Barrier(count + 1), [], []
+    threads = [threading.Thread(target=parallel_client, args=(bench, upload, barrier, spans, problems))
+               for upload in uploads]
+    settle(bench)
+    with bench.rss_phase("parallel uploads", target):
+        for thread in threads:
+            thread.start()
+        barrier.wait()
+        for thread in threads:
+            thread.join()
+    for text in problems:
+        bench.results.problem(text)
+    if problems or len(spans) != count:
+        return
+    wall = max(end for _, end in spans) - min(start for start, _ in spans)
+    seconds = [end - start for start, end in spans]
+    bench.results.add("upload_parallel", target.name, run, rate(count * bench.source.size, wall))
+    bench.results.add("upload_parallel_fairness", target.name, run, min(seconds) / max(seconds))
 
 
 def check_download(bench, target, resp, offset, length, expect_status):

@@ -17,6 +17,8 @@ METRICS = {
     "upload_cl_curl": ("upload, Content-Length (curl)", "MiB/s"),
     "upload_chunked": ("upload, chunked", "MiB/s"),
     "upload_chunked_curl": ("upload, chunked (curl)", "MiB/s"),
+    "upload_parallel": ("{uploads} simultaneous uploads, Content-Length, aggregate", "MiB/s"),
+    "upload_parallel_fairness": ("  slowest of them over the fastest (rate)", "ratio"),
     "download_full": ("download, whole image", "MiB/s"),
     "download_full_curl": ("download, whole image (curl)", "MiB/s"),
     "range_tail": ("range, last {tail}", "MiB/s"),
@@ -51,6 +53,7 @@ RATIOS = [
     ("ours/nginx", "upload_chunked", "ours", ("upload_chunked", "nginx"), None, None),
     ("ours/hash", "upload_cl", "ours", ("hash_md5_sha512", "ours"), ">=", 0.8),
     ("ours/hash", "upload_chunked", "ours", ("hash_md5_sha512", "ours"), ">=", 0.8),
+    ("ours/hash", "upload_parallel", "ours", ("hash_md5_sha512", "ours"), ">=", 0.8),
     ("ours/hash", "upload_cl_curl", "ours", ("hash_md5_sha512", "ours"), None, None),
     ("ours/hash", "upload_chunked_curl", "ours", ("hash_md5_sha512", "ours"), None, None),
     ("ours/glance", "upload_cl", "ours", ("upload_cl", "glance"), ">=", 2.5),
@@ -68,6 +71,8 @@ ABSOLUTE_GOALS = {
     "concurrent_16_errors": ("<=", 0),
     "get_image_loaded_p99_ms": ("<", 100.0),
     "get_image_loaded_rps": (">=", 1000.0),
+    # No upload starved by the others: the slowest gets at least half the fastest's rate.
+    "upload_parallel_fairness": (">=", 0.5),
 }
 RSS_GOAL_MB = 30.0
 RSS_LABELS = {

@@ -133,6 +133,15 @@ def test_ratios_are_per_run():
     assert ratios["median"] == 0.75 and ratios["met"] is False
 
 
+def test_parallel_uploads_have_goals():
+    figures = {"upload_parallel": {"ours": [450.0, 300.0]}, "hash_md5_sha512": {"ours": [500.0, 500.0]},
+               "upload_parallel_fairness": {"ours": [0.9, 0.4]}}
+    ratio = report.compute_ratios(figures)["upload_parallel"]["ours/hash"]
+    assert ratio["runs"] == [0.9, 0.6] and ratio["goal"] == ">= 0.8"
+    fairness = report.compute_absolute_goals(figures, {})["upload_parallel_fairness"]
+    assert fairness["goal"] == ">= 0.5" and fairness["met"] is True  # the median 0.65
+
+
 def test_table_renders():
     figures = {"upload_cl": {"ours": [300.0], "nginx": [1200.0]}, "hash_md5_sha512": {"ours": [400.0]}}
     rss = {"phases": {"upload cl@32MiB": {"max_growth_mb": 3.0, "max_rise_mb": 2.0},
