@@ -142,6 +142,13 @@ def test_parallel_uploads_have_goals():
     assert fairness["goal"] == ">= 0.5" and fairness["met"] is True  # the median 0.65
 
 
+def test_a_ratio_without_a_column_shows_its_value_in_the_goal():
+    figures = {"get_image_idle_rps": {"ours": [1000.0]}, "get_image_loaded_rps": {"ours": [700.0]}}
+    doc = report.build_document({}, figures, {}, [], [], [])
+    text = report.render_table(doc, {"tail": "1MiB", "middle": "8MiB", "uploads": 4, "big": "0B"})
+    assert "loaded/idle 0.70 >= 0.8: MISSED" in text
+
+
 def test_table_renders():
     figures = {"upload_cl": {"ours": [300.0], "nginx": [1200.0]}, "hash_md5_sha512": {"ours": [400.0]}}
     rss = {"phases": {"upload cl@32MiB": {"max_growth_mb": 3.0, "max_rise_mb": 2.0},
