@@ -144,9 +144,10 @@ def _start_encrypted(root: Path) -> subprocess.Popen:
 def _finish_encrypted(root: Path, encrypted: subprocess.Popen, attempts: int = 3) -> None:
     """Wait for the LUKS image; start it again when qemu-img's key-derivation timing failed.
 
-    qemu-img calibrates LUKS key derivation on the thread's CPU time and gives up with
-    "Unable to get accurate CPU usage" when that clock does not move as it expects (seen
-    on this VM while the other builders ran beside it); any other failure fails at once.
+    qemu-img before 9.2.1 benchmarks LUKS key derivation on the thread's CPU time and can
+    give up with a bogus "Unable to get accurate CPU usage" on a fast machine (qemu's fix:
+    "crypto: fix bogus error benchmarking pbkdf on fast machines"); seen once in CI here
+    (Debian's 7.2). Any other failure fails at once.
     """
     for attempt in range(attempts):
         _, err = encrypted.communicate(timeout=120)
