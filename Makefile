@@ -34,7 +34,7 @@ db-sync: install
 	$(BIN)/imagedata db-sync
 
 run: db-sync
-	@$(BIN)/python -m imagedata.quickstart
+	@$(BIN)/python -m imagedata.cli.quickstart
 	exec $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 test: install-test

@@ -89,7 +89,7 @@ def on_starting(server):
 def when_ready(server):
     """IMAGEDATA_AUTH=noauth: halt unless every socket the master really listens on is local."""
     # The guard is a small module without Flask; it does not load the app.
-    from imagedata.noauth_guard import check_server
+    from imagedata.server.noauth_guard import check_server
 
     check_server(server, os.environ.get("IMAGEDATA_AUTH", "").strip())
 
@@ -125,7 +125,7 @@ def post_fork(server, worker):
     """Per-worker tuning that must happen in the worker process itself."""
     import sys
 
-    from imagedata.noauth_guard import check_worker
+    from imagedata.server.noauth_guard import check_worker
 
     # A worker binds its own sockets with reuse_port, and a reload may change the binds.
     check_worker(worker, os.environ.get("IMAGEDATA_AUTH", "").strip())
@@ -141,7 +141,8 @@ def post_fork(server, worker):
 def post_worker_init(worker):
     """When this worker is told to stop, cut unfinished uploads before the graceful timeout;
     create its metrics now rather than after its first answer."""
-    from imagedata import drain, metrics
+    from imagedata import metrics
+    from imagedata.server import drain
 
     drain.install(worker)
     metrics.get()

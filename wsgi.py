@@ -1,6 +1,6 @@
 """The WSGI entry point: ``gunicorn -c gunicorn.conf.py wsgi:app``."""
 from imagedata.app import create_app
-from imagedata.maintenance import start_maintenance
+from imagedata.server.maintenance import start_maintenance
 
 app = create_app()
 start_maintenance(app)

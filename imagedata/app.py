@@ -14,14 +14,14 @@ from imagedata.api import data, health, images, info, members, openapi, schema_d
 from imagedata.api.connection import CloseAfterRefusedBody
 from imagedata.api.errors import register_error_handlers
 from imagedata.api.inputs import register_input_checks
-from imagedata.auth import wrap_wsgi
-from imagedata.cli import register_commands
+from imagedata.auth.request import wrap_wsgi
+from imagedata.cli.main import register_commands
 from imagedata.config import ConfigError, Settings, load_settings
 from imagedata.db import UNAVAILABLE_ERRORS, close_pool, database, init_database
 from imagedata.errors import Forbidden
 from imagedata.migrations import SchemaError, check_schema, current_version, sync_schema
-from imagedata.noauth_guard import check_bind_setting, is_local_peer
-from imagedata.observe import register_observer
+from imagedata.server.noauth_guard import check_bind_setting, is_local_peer
+from imagedata.server.observe import register_observer
 from imagedata.policy import Policy, parse_overrides
 from imagedata.service import Services
 from imagedata.service.lease import recover_uploads
@@ -98,7 +98,7 @@ def check_noauth_binding(settings: Settings, env: dict | None) -> None:
     """noauth refuses to start when IMAGEDATA_BIND names a non-loopback address.
 
     This checks what the operator declared, early and under any server. The sockets gunicorn
-    really listens on are checked by its hooks (``imagedata.noauth_guard``, wired in
+    really listens on are checked by its hooks (``imagedata.server.noauth_guard``, wired in
     gunicorn.conf.py), and every request's peer by ``refuse_remote_peer``.
     """
     if settings.auth != "noauth":

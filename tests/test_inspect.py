@@ -11,7 +11,7 @@ import pytest
 
 from imagedata.errors import UnsupportedMediaType
 from imagedata.service.formats import capture, inspector, microsoft, vmdk
-from imagedata.service.inspect import FormatSniffer, check_format
+from imagedata.service.formats import FormatSniffer, check_format
 
 
 def qcow2(virtual_size=128 << 20, backing=0, data_file=False, version=3, incompatible=0, extensions=b""):

@@ -9,7 +9,7 @@ the server adapter) and sends ``Connection: close`` for servers that honour it.
 """
 from __future__ import annotations
 
-from imagedata import server_adapter
+from imagedata.server import adapter as server_adapter
 
 
 def _has_body(environ) -> bool:

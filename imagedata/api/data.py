@@ -7,9 +7,9 @@ from flask import Blueprint, Response, request
 from werkzeug.wsgi import ClosingIterator, wrap_file
 
 from imagedata.api.common import no_body, services
-from imagedata.auth import authenticate, current_caller
+from imagedata.auth.request import authenticate, current_caller
 from imagedata.errors import BadRequest, LengthRequired, NotImplementedByServer, UnsupportedMediaType
-from imagedata.observe import watch_upload
+from imagedata.server.observe import watch_upload
 from imagedata.service import download, upload
 
 bp = Blueprint("data", __name__, url_prefix="/v2/images")

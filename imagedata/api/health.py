@@ -7,7 +7,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from imagedata import metrics
 from imagedata.api.common import no_body, services
-from imagedata.auth import authenticate, current_caller
+from imagedata.auth.request import authenticate, current_caller
 from imagedata.errors import Forbidden
 from imagedata.service import health
 

@@ -6,7 +6,7 @@ from urllib.parse import urlencode
 from flask import Blueprint, current_app, jsonify, request
 
 from imagedata.api.common import no_body, read_json, services
-from imagedata.auth import authenticate, current_caller
+from imagedata.auth.request import authenticate, current_caller
 from imagedata.errors import UnsupportedMediaType
 from imagedata.schemas import IMAGE_OUT, load_image_body
 from imagedata.service import images, listing

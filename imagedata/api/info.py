@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from imagedata.api.common import no_body, services
-from imagedata.auth import authenticate, current_caller
+from imagedata.auth.request import authenticate, current_caller
 from imagedata.service import quotas
 
 bp = Blueprint("info", __name__, url_prefix="/v2/info")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from imagedata.api.common import no_body, read_json, services
-from imagedata.auth import authenticate, current_caller
+from imagedata.auth.request import authenticate, current_caller
 from imagedata.schemas import MEMBER_OUT, MemberCreateSchema, MemberUpdateSchema, load_with
 from imagedata.service import members
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from imagedata.api.common import no_body
-from imagedata.auth import authenticate
+from imagedata.auth.request import authenticate
 from imagedata.schemas import EXTRA_PROPERTY, IMAGE, MEMBER, READ_ONLY_ACCESS, Attribute
 
 bp = Blueprint("schemas", __name__, url_prefix="/v2/schemas")

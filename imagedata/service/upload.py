@@ -26,7 +26,7 @@ from imagedata.service.client_digest import ExtraDigests, check_client_digests, 
 from imagedata.service.heartbeat import Heartbeat, deleted_error, holds_lease, lost_lease, unavailable
 from imagedata.service.digest import ParallelDigest
 from imagedata.service.images import get_visible_image
-from imagedata.service.inspect import FormatSniffer, check_format
+from imagedata.service.formats import FormatSniffer, check_format
 from imagedata.service.lease import lease_fields, queued_fields, released_fields
 from imagedata.service.resume import (ResumePoint, check_resume, drop_kept, keep_partial, kept_data_gone,
                                       parse_content_range, resume_store)

@@ -17,7 +17,7 @@ import time
 import pytest
 import requests
 
-from imagedata.noauth_guard import check_bind_setting, check_server, is_local_address, is_local_peer
+from imagedata.server.noauth_guard import check_bind_setting, check_server, is_local_address, is_local_peer
 from tests.e2e.server import BIN, REPO, free_port
 
 pytestmark = pytest.mark.e2e

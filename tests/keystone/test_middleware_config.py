@@ -1,4 +1,4 @@
-"""imagedata.keystone without a Keystone: configuration checks, defaults, the token cache."""
+"""imagedata.auth.keystone without a Keystone: configuration checks, defaults, the token cache."""
 from __future__ import annotations
 
 import re
@@ -8,9 +8,9 @@ import pytest
 import webob
 
 from imagedata.app import create_app
-from imagedata.auth import KEYSTONE_UNREACHABLE_KEY
+from imagedata.auth.request import KEYSTONE_UNREACHABLE_KEY
 from imagedata.config import ConfigError, load_settings
-from imagedata.keystone import BOUNDED_DEFAULTS, CACHE_KEY, TokenCache, wrap_auth_token
+from imagedata.auth.keystone import BOUNDED_DEFAULTS, CACHE_KEY, TokenCache, wrap_auth_token
 from tests.e2e.server import free_port
 
 GOOD = """\
@@ -125,7 +125,7 @@ def test_the_app_builds_in_keystone_mode_without_contacting_keystone(tmp_path):
 
 def test_token_cache_expires_and_stays_bounded(monkeypatch):
     now = [1000.0]
-    monkeypatch.setattr("imagedata.keystone.monotonic", lambda: now[0])
+    monkeypatch.setattr("imagedata.auth.keystone.monotonic", lambda: now[0])
     cache = TokenCache(max_entries=2)
     cache.set("a", "A", time=5)
     cache.set("forever", "F")

@@ -9,7 +9,8 @@ import types
 
 import pytest
 
-from imagedata import drain, server_adapter
+from imagedata.server import adapter as server_adapter
+from imagedata.server import drain
 from imagedata.errors import BadRequest
 
 

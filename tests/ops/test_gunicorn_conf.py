@@ -32,7 +32,7 @@ def test_a_bad_switch_interval_stops_the_start_with_its_name(monkeypatch, value)
 
 def test_post_fork_sets_the_interval_in_the_worker(monkeypatch):
     conf = load(monkeypatch, "0.002")
-    monkeypatch.setattr("imagedata.noauth_guard.check_worker", lambda worker, mode: None)
+    monkeypatch.setattr("imagedata.server.noauth_guard.check_worker", lambda worker, mode: None)
     monkeypatch.setitem(conf["post_fork"].__globals__, "_tune_malloc", lambda: None)
     before = sys.getswitchinterval()
     try:

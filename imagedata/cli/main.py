@@ -10,7 +10,7 @@ from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
 from imagedata import metrics
-from imagedata.cli_verify import verify
+from imagedata.cli.verify import verify
 from imagedata.db import database
 from imagedata.migrations import SchemaError, check_schema, sync_schema
 from imagedata.service.lease import recover_uploads

@@ -14,8 +14,8 @@ log = logging.getLogger(__name__)
 
 NOAUTH_CALLER = Caller.with_roles("local-admin", "local", ["admin"])
 AUTH_REQUIRED = "The request you have made requires authentication."
-# Set by imagedata.keystone on a request whose tokens Keystone could not be asked about.
-KEYSTONE_UNREACHABLE_KEY = "imagedata.keystone_unreachable"
+# Set by imagedata.auth.keystone on a request whose tokens Keystone could not be asked about.
+KEYSTONE_UNREACHABLE_KEY = "imagedata.auth.keystone_unreachable"
 
 
 def authenticate() -> None:
@@ -67,7 +67,7 @@ def wrap_wsgi(wsgi_app, settings: Settings):
     if settings.auth != "keystone":
         return wsgi_app
     try:
-        from imagedata.keystone import wrap_auth_token  # optional extra: imagedata[keystone]
+        from imagedata.auth.keystone import wrap_auth_token  # optional extra: imagedata[keystone]
     except ImportError as exc:
         raise ConfigError(f"IMAGEDATA_AUTH=keystone needs the keystone extra "
                           f"(pip install 'imagedata[keystone]'): {exc}") from None

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import threading
 
-from imagedata import server_adapter
+from imagedata.server import adapter as server_adapter
 from imagedata.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)

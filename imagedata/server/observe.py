@@ -13,7 +13,9 @@ import time
 
 from flask import Flask, g, request
 
-from imagedata import drain, logs, metrics, server_adapter
+from imagedata import logs, metrics
+from imagedata.server import drain
+from imagedata.server import adapter as server_adapter
 
 log = logging.getLogger(__name__)
 

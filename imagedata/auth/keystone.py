@@ -21,13 +21,13 @@ from keystoneauth1 import exceptions as ksa_exceptions
 from keystonemiddleware import auth_token
 from oslo_config import cfg
 
-from imagedata.auth import KEYSTONE_UNREACHABLE_KEY
+from imagedata.auth.request import KEYSTONE_UNREACHABLE_KEY
 from imagedata.config import ConfigError
 
 
 SECTION = "keystone_authtoken"
 # The environ key of the worker's token cache (keystonemiddleware's ``cache`` option).
-CACHE_KEY = "imagedata.keystone_token_cache"
+CACHE_KEY = "imagedata.auth.keystone_token_cache"
 REQUIRED_OPTIONS = ("auth_type", "auth_url", "www_authenticate_uri")
 # Bounded waits when Keystone hangs: at most two tries of 3 s each (keystonemiddleware's
 # own defaults are no timeout at all and three retries). The operator's file wins.

@@ -1,0 +1,1 @@
+"""Who is calling: tokens or Keystone, turned into a request's caller."""

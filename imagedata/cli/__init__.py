@@ -1,0 +1,1 @@
+"""The `imagedata` command line."""

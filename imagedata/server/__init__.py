@@ -1,0 +1,1 @@
+"""The server runtime: everything that knows gunicorn, and the per-process upkeep."""
