@@ -3,7 +3,7 @@
 
 A sender thread ``sendfile``\\ s a file through a socket pair; the receiving thread reads it as
 the upload does, 1 MiB at a time, once through gunicorn's ``Body`` (the plain path) and once
-with ``BodyReader``'s direct path (``recv_into`` reused page-aligned buffers). It prints the
+with the direct source (``imagedata.server.body``) under ``BodyReader`` (``recv_into`` reused page-aligned buffers). It prints the
 receiving thread's CPU seconds per GiB (``time.thread_time``), which other work on the
 machine hardly moves, unlike wall-clock rates. Run it with the service's virtualenv:
 
@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from gunicorn.http.body import Body, LengthReader  # noqa: E402
 from gunicorn.http.unreader import SocketUnreader  # noqa: E402
 
+from imagedata.server.body import direct_source  # noqa: E402
 from imagedata.service.body import BodyReader  # noqa: E402
 
 
@@ -38,8 +39,11 @@ def receive(path, direct):
     sender.start()
     body = Body(LengthReader(SocketUnreader(ours), size))
     started = time.thread_time()
-    reader = BodyReader(body, size, 1 << 20, settle=(lambda _n: None) if direct else None)
-    received = sum(len(piece) for piece in reader.chunks())
+    if direct:
+        received = sum(len(piece) for piece in BodyReader(direct_source(body, size), size, 1 << 20,
+                                                          settle=lambda _n: None).chunks())
+    else:
+        received = sum(len(piece) for piece in iter(lambda: body.read(1 << 20), b""))
     cpu = time.thread_time() - started
     sender.join()
     ours.close()

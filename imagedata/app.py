@@ -24,7 +24,7 @@ from imagedata.server.noauth_guard import check_bind_setting, is_local_peer
 from imagedata.server.observe import register_observer
 from imagedata.policy import Policy, parse_overrides
 from imagedata.service import Services
-from imagedata.service.lease import recover_uploads
+from imagedata.service import lifecycle
 from imagedata.stores import build_registry, prepare_stores
 
 log = logging.getLogger("imagedata")
@@ -78,7 +78,7 @@ def start_service(app: Flask) -> None:
             sync_schema()
         with database.connection_context():
             check_schema()
-            metrics.count_recoveries(len(recover_uploads(services)))
+            metrics.count_recoveries(len(lifecycle.recover(services)))
     finally:
         close_pool()  # no connection may be shared with the workers forked after this
 

@@ -20,6 +20,14 @@ class BadRequest(ImageDataError):
     status, title = 400, "Bad Request"
 
 
+class ClientAborted(BadRequest):
+    """The client stopped sending the image data before the end of the body."""
+
+
+class BadFraming(ClientAborted):
+    """The chunked framing of an upload body is broken."""
+
+
 class Unauthorized(ImageDataError):
     """This server could not verify that you are authorized to access the resource."""
 

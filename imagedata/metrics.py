@@ -145,8 +145,7 @@ def count_data_bytes(uploaded: int = 0, downloaded: int = 0) -> None:
 def outcome_of(exc: BaseException | None) -> str:
     """The outcome label of a finished upload: its status, or why it did not get one."""
     from imagedata.server.drain import ServerStopping
-    from imagedata.errors import ImageDataError, StoreFull, StoreUnavailable
-    from imagedata.service.body import ClientAborted
+    from imagedata.errors import ClientAborted, ImageDataError, StoreFull, StoreUnavailable
 
     if exc is None:
         return "204"

@@ -41,7 +41,8 @@ import logging
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from peewee import BigIntegerField, CharField, DateTimeField, IntegerField, Model, PostgresqlDatabase, SqliteDatabase, TextField
+from peewee import (AutoField, BigIntegerField, CharField, DateTimeField, ForeignKeyField, IntegerField, Model,
+                    PostgresqlDatabase, SqliteDatabase, TextField)
 from playhouse.migrate import SchemaMigrator
 
 from imagedata.db import database, write_transaction
@@ -78,9 +79,78 @@ def add_partial_upload(migrator: SchemaMigrator) -> list:
         ("partial_expires", DateTimeField(null=True)))]
 
 
+class Run:
+    """A step's own work between schema operations (copying rows), run like one of them."""
+
+    def __init__(self, work: Callable[[], None]):
+        self.work = work
+
+    def run(self) -> None:
+        """Do the work (inside the migration's transaction)."""
+        self.work()
+
+
+def _create_location_table() -> None:
+    """The image location table as version 4 creates it (its own fields, never the model's;
+    the classes are named as the models are, because peewee names indexes after them)."""
+
+    class Image(Model):
+        id = CharField(primary_key=True, max_length=36)
+
+        class Meta:
+            database = database
+
+    class ImageLocation(Model):
+        id = AutoField()
+        image = ForeignKeyField(Image, backref="+", on_delete="CASCADE")
+        store = CharField(max_length=64)
+        attempt = CharField(max_length=32)
+        size = BigIntegerField()
+        status = CharField(max_length=16, default="active")
+        error = CharField(max_length=255, null=True)
+        created_at = DateTimeField()
+
+        class Meta:
+            database = database
+            indexes = ((("image", "store"), True),)
+
+    database.create_tables([ImageLocation])
+
+
+V4_RENAMED = (("upload_token", "attempt"), ("upload_host", "attempt_host"), ("upload_pid", "attempt_pid"),
+              ("upload_heartbeat", "attempt_heartbeat"), ("upload_state", "attempt_state"),
+              ("partial_size", "kept_size"), ("partial_total", "kept_total"), ("partial_expires", "kept_expires"))
+
+
+def _copy_locations() -> None:
+    """Each image's one store and data object become its first location; the store of an
+    upload in flight (or of kept bytes) becomes the attempt's store."""
+    database.execute_sql(
+        'INSERT INTO "imagelocation" ("image_id", "store", "attempt", "size", "status", "error", "created_at") '
+        'SELECT "id", "store", "data_key", COALESCE("size", 0), '
+        "CASE WHEN \"data_error\" IS NULL THEN 'active' ELSE 'broken' END, \"data_error\", \"updated_at\" "
+        'FROM "image" WHERE "store" IS NOT NULL AND "data_key" IS NOT NULL AND "deleted" = %s '
+        "AND \"status\" IN ('active', 'deactivated')" % ("FALSE" if isinstance(database.obj, PostgresqlDatabase)
+                                                            else "0"))
+    database.execute_sql('UPDATE "image" SET "attempt_store" = "store" WHERE "upload_token" IS NOT NULL')
+
+
+def add_locations(migrator: SchemaMigrator) -> list:
+    """Step 4: several copies per image (a location table), one word for the upload attempt."""
+    return ([Run(_create_location_table),
+             migrator.add_column("image", "attempt_store", CharField(max_length=64, null=True)),
+             Run(_copy_locations),
+             migrator.drop_index("image", "image_upload_token")]
+            + [migrator.rename_column("image", old, new) for old, new in V4_RENAMED]
+            + [migrator.add_index("image", ("attempt",), False)]
+            + [migrator.drop_column("image", name) for name in ("store", "data_key", "data_error")])
+
+
 STEPS: tuple[Step, ...] = (
     Step(2, "image.upload_state: what an unfinished upload would leave in its store", add_upload_state),
     Step(3, "image.partial_*: the kept bytes of an interrupted upload", add_partial_upload),
+    Step(4, "imagelocation: several copies per image; image.upload_*/partial_* renamed attempt*/kept_*",
+         add_locations),
 )
 
 
@@ -185,7 +255,8 @@ def _upgrade(steps: Sequence[Step], before: int, sqlite: bool) -> None:
     migrator = SchemaMigrator.from_database(database)
     for step in pending:
         log.info("database schema: version %d: %s", step.version, step.description)
-        migrator.migrate(*step.operations(migrator))
+        for operation in step.operations(migrator):
+            operation.run()
         _record(step.version, step.description)
     if sqlite and pending:
         broken = database.execute_sql("PRAGMA foreign_key_check").fetchall()

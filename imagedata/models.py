@@ -53,28 +53,44 @@ class Image(BaseModel):
     updated_at = DateTimeField(default=utcnow)
     deleted = BooleanField(default=False, index=True)
     deleted_at = DateTimeField(null=True)
-    # Where the data lives: a configured store id (None while there is no data).
-    store = CharField(max_length=64, null=True)
-    # Which stored object holds the data: the id of the upload attempt that wrote it.
-    data_key = CharField(max_length=32, null=True)
-    # Set by `imagedata scrub` when an active image's file is missing or wrong.
-    data_error = CharField(max_length=255, null=True)
-    # The upload lease: who is writing data now, and when they last proved it.
-    upload_token = CharField(max_length=36, null=True, index=True)
-    upload_host = CharField(max_length=255, null=True)
-    upload_pid = IntegerField(null=True)
-    upload_heartbeat = DateTimeField(null=True)
-    # What the upload in flight would leave in its store if it died (the store driver's
-    # writer state: a temp file name, a multipart upload), so any host can clean it up.
-    upload_state = TextField(null=True)
-    # Bytes reserved against the owner's quota by the upload in flight (or by kept partial data).
+    # The upload attempt that holds the image now (writing, or keeping the bytes of an
+    # interrupted upload), which host and process run it, and when it last proved it is alive.
+    # Written only by imagedata.service.lifecycle.
+    attempt = CharField(max_length=36, null=True, index=True)
+    attempt_host = CharField(max_length=255, null=True)
+    attempt_pid = IntegerField(null=True)
+    attempt_heartbeat = DateTimeField(null=True)
+    # The store the attempt writes into, and what it would leave there if it died (the store
+    # driver's writer state: a temp file name, a multipart upload), so any host can clean up.
+    attempt_store = CharField(max_length=64, null=True)
+    attempt_state = TextField(null=True)
+    # Bytes reserved against the owner's quota by the attempt (writing, or keeping bytes).
     reserved_bytes = BigIntegerField(default=0)
-    # An interrupted upload whose bytes are kept (the image stays `queued`): how many bytes,
-    # of which declared total, until when. `upload_token` names the attempt that kept them and
-    # `upload_state` the store's description of them.
-    partial_size = BigIntegerField(null=True)
-    partial_total = BigIntegerField(null=True)
-    partial_expires = DateTimeField(null=True)
+    # An interrupted upload whose bytes are kept for a resume (the image stays `queued`): how
+    # many bytes, of which declared total, until when.
+    kept_size = BigIntegerField(null=True)
+    kept_total = BigIntegerField(null=True)
+    kept_expires = DateTimeField(null=True)
+
+
+class ImageLocation(BaseModel):
+    """One verified copy of an image's data: which store holds it, written by which attempt.
+
+    An image with data has one or more copies, at most one per store; downloads read from a
+    copy in a healthy store. Written only by imagedata.service.locations.
+    """
+
+    image = ForeignKeyField(Image, backref="locations", on_delete="CASCADE")
+    store = CharField(max_length=64)
+    attempt = CharField(max_length=32)
+    size = BigIntegerField()
+    # "active" (serves downloads) or "broken" (scrub found it missing or wrong: never served).
+    status = CharField(max_length=16, default="active")
+    error = CharField(max_length=255, null=True)
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("image", "store"), True),)
 
 
 class ImageProperty(BaseModel):
@@ -136,4 +152,4 @@ class ProjectQuota(BaseModel):
     serial = BigIntegerField(default=0)
 
 
-ALL_MODELS = (Image, ImageProperty, ImageTag, ImageMember, Token, ProjectQuota)
+ALL_MODELS = (Image, ImageLocation, ImageProperty, ImageTag, ImageMember, Token, ProjectQuota)

@@ -262,11 +262,11 @@ class ImageSchema(Schema):
 
     @post_dump(pass_original=True)
     def add_extras(self, data, image, **kwargs):
-        """Merge extra properties and the store id (only once data exists)."""
+        """Merge extra properties and the stores holding a copy (only once data exists)."""
         out = dict(image.extra_properties)
         out.update(data)
-        if image.store and image.status in ("active", "deactivated"):
-            out["stores"] = image.store
+        if image.store_ids and image.status in ("active", "deactivated"):
+            out["stores"] = ",".join(image.store_ids)  # Glance: a comma-separated string
         return out
 
 

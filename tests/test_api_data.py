@@ -438,7 +438,7 @@ def test_upload_denied_and_invisible_by_policy_is_404(client, new_image, upload,
     assert upload(image_id, b"abc").status_code == 404
     with database.connection_context():
         row = Image.get_by_id(image_id)
-        assert (row.status, row.size, row.checksum, row.store) == ("queued", None, None, None)
+        assert (row.status, row.size, row.checksum, row.attempt_store) == ("queued", None, None, None)
     assert files_of(tmp_path, image_id) == []
 
 

@@ -16,7 +16,9 @@ from gunicorn.http.body import Body, ChunkedReader, LengthReader
 from gunicorn.http.unreader import SocketUnreader
 
 from imagedata.config import HASH_ALGORITHMS, ConfigError, load_settings
-from imagedata.service.body import BadFraming, BodyReader, ClientAborted, direct_source
+from imagedata.errors import BadFraming, ClientAborted
+from imagedata.server.body import PlainSource, direct_source
+from imagedata.service.body import BodyReader
 from imagedata.service.digest import HASH_NICE, ParallelDigest
 
 DATA = os.urandom(3 * 65536 + 777)
@@ -53,8 +55,9 @@ def body_over_socket(wire, content_length=None, head=b""):
 
 def read_all(body, content_length, chunk=65536):
     digest = ParallelDigest()
-    reader = BodyReader(body, content_length, chunk, settle=digest.wait_backlog)
-    assert reader.direct is not None
+    source = direct_source(body, content_length)
+    assert source is not None
+    reader = BodyReader(source, content_length, chunk, settle=digest.wait_backlog)
     pieces = []
     for piece in reader.chunks():
         assert isinstance(piece, memoryview)
@@ -122,9 +125,29 @@ def test_plain_path_for_other_servers_and_touched_bodies():
     assert direct_source(io.BytesIO(DATA), len(DATA)) is None
     body, _, parts = body_over_socket(DATA, len(DATA))
     first = body.read(10)  # the application read some already: gunicorn's buffers hold state
-    reader = BodyReader(body, len(DATA) - 10, 65536, settle=lambda n: None)
-    assert reader.direct is None
-    assert first + b"".join(reader.chunks()) == DATA
+    assert direct_source(body, len(DATA) - 10) is None
+    reader = BodyReader(PlainSource(body), len(DATA) - 10, 65536, settle=lambda n: None)
+    assert first + b"".join(bytes(piece) for piece in reader.chunks()) == DATA
+    close(parts)
+
+
+def test_any_object_with_readinto_is_a_source():
+    pieces = list(BodyReader(io.BytesIO(DATA), len(DATA), 65536).chunks())
+    assert b"".join(pieces) == DATA and all(isinstance(piece, bytes) for piece in pieces)
+    with pytest.raises(ClientAborted, match="declared Content-Length"):
+        list(BodyReader(io.BytesIO(DATA[:100]), len(DATA), 65536).chunks())
+
+
+def test_a_body_left_unread_marks_the_connection_unusable():
+    body, _, parts = body_over_socket(DATA + NEXT_REQUEST, len(DATA))
+    chunks = BodyReader(direct_source(body, len(DATA)), len(DATA), 4096, settle=lambda n: None).chunks()
+    next(chunks)
+    chunks.close()  # the upload stopped reading (a limit, a lost lease)
+    assert body.failed  # where the next request starts is unknown: gunicorn closes
+    close(parts)
+    empty, _, parts = body_over_socket(NEXT_REQUEST, 0)
+    assert list(BodyReader(direct_source(empty, 0), 0, 4096, settle=lambda n: None).chunks()) == []
+    assert not empty.failed  # nothing to read, nothing left: the connection stays usable
     close(parts)
 
 

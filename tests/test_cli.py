@@ -1,7 +1,7 @@
 """The `imagedata` command: tokens, quotas, recovery and scrubbing."""
 
 from imagedata.db import database
-from imagedata.models import Image
+from imagedata.models import Image, ImageLocation
 from imagedata.service.tokens import caller_for_token
 
 
@@ -72,14 +72,15 @@ def test_scrub_reports_then_fixes_orphans_and_broken_images(runner, client, auth
     assert download.status_code == 503
     assert str(local) not in download.get_data(as_text=True)
     with database.connection_context():
-        assert Image.get_by_id(image["id"]).data_error
+        (copy,) = ImageLocation.select().where(ImageLocation.image == image["id"])
+        assert (copy.status, copy.error) == ("broken", "data is 3 bytes, expected 5")
 
 
 def test_recover_resets_dead_uploads(runner, new_image, app):
     image = new_image()
     with database.connection_context():
-        Image.update(status="saving", upload_token="d" * 32, upload_host="elsewhere", upload_pid=1,
-                     upload_heartbeat=None, store="local").where(Image.id == image["id"]).execute()
+        Image.update(status="saving", attempt="d" * 32, attempt_host="elsewhere", attempt_pid=1,
+                     attempt_heartbeat=None, attempt_store="local").where(Image.id == image["id"]).execute()
     result = run(runner, "recover")
     assert result.exit_code == 0
     assert image["id"] in result.output

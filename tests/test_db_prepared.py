@@ -11,7 +11,7 @@ from imagedata.service.images import attach_extras, find_image
 def _stored_image(**fields):
     image = Image.create(id="6f2d3c1e-8a41-4c57-9b0e-2a5d7e9f1c34", name="p", status="active",
                          visibility="shared", protected=True, size=1 << 40, min_ram=7, owner="p1",
-                         deleted_at=None, upload_state='{"part": "x"}', **fields)
+                         deleted_at=None, attempt_state='{"part": "x"}', **fields)
     ImageTag.create(image=image, value="b")
     ImageTag.create(image=image, value="a")
     ImageProperty.create(image=image, name="os_distro", value="debian")

@@ -19,7 +19,7 @@ from imagedata.app import create_app
 from imagedata.db import close_pool, database, init_database
 from imagedata.migrations import (STEPS, SchemaError, SchemaVersion, Step, check_schema, current_version,
                                   latest_version, sync_schema)
-from imagedata.models import Image, ImageMember, ImageProperty, ImageTag, ProjectQuota, Token
+from imagedata.models import Image, ImageLocation, ImageMember, ImageProperty, ImageTag, ProjectQuota, Token
 from tests.conftest import make_env
 from tests.databases import make_version_1_database
 
@@ -118,7 +118,7 @@ def test_empty_database_gets_the_latest_schema_once(empty_db):
     with database.connection_context():
         assert check_schema() == LATEST
     tables = set(describe_schema())
-    assert tables == {m._meta.table_name for m in (Image, ImageProperty, ImageTag, ImageMember, Token,
+    assert tables == {m._meta.table_name for m in (Image, ImageLocation, ImageProperty, ImageTag, ImageMember, Token,
                                                    ProjectQuota, SchemaVersion)}
 
 
@@ -145,18 +145,20 @@ def test_version_1_database_is_upgraded_with_its_rows(empty_db, new_database):
         assert (active.size, active.virtual_size, active.min_disk, active.min_ram) == (5 << 30, 10 << 30, 1, 512)
         assert (active.checksum, active.os_hash_algo, len(active.os_hash_value)) == (
             "5d41402abc4b2a76b9719d911017c592", "sha512", 128)
-        assert (active.store, active.data_key, active.upload_state) == ("local", "a" * 32, None)
+        assert (active.attempt, active.attempt_store, active.attempt_state) == (None, None, None)
+        assert [(c.store, c.attempt, c.size, c.status, c.error) for c in ImageLocation.select()] == [
+            ("local", "a" * 32, 5 << 30, "active", None)]
         assert active.created_at == datetime.datetime(2025, 3, 1, 10, 0, 0)
         saving = Image.get_by_id(SAVING)
-        assert (saving.status, saving.upload_token, saving.upload_host, saving.upload_pid, saving.reserved_bytes) == (
-            "saving", "b" * 32, "host-a:0123abcd", 4242, 1 << 20)
-        assert saving.upload_heartbeat == datetime.datetime(2025, 3, 3, 12, 0, 30)
+        assert (saving.status, saving.attempt, saving.attempt_host, saving.attempt_pid, saving.reserved_bytes,
+                saving.attempt_store) == ("saving", "b" * 32, "host-a:0123abcd", 4242, 1 << 20, "slow")
+        assert saving.attempt_heartbeat == datetime.datetime(2025, 3, 3, 12, 0, 30)
         queued = Image.get_by_id(QUEUED)
         assert (queued.name, queued.status, queued.os_hidden, queued.size, queued.owner) == (
             None, "queued", True, None, "p2")
         deleted = Image.get_by_id(DELETED)
-        assert (deleted.deleted, deleted.deleted_at, deleted.data_error) == (
-            True, datetime.datetime(2025, 3, 4, 14, 0, 0), "data file missing")
+        assert (deleted.deleted, deleted.deleted_at, deleted.status) == (
+            True, datetime.datetime(2025, 3, 4, 14, 0, 0), "deleted")
         assert {(p.image_id, p.name, p.value) for p in ImageProperty.select()} == {
             (ACTIVE, "os_distro", "cirros"), (ACTIVE, "hw_disk_bus", "virtio"),
             (SAVING, "note", "a long value with 'quotes' and unicode: été")}
@@ -169,11 +171,48 @@ def test_version_1_database_is_upgraded_with_its_rows(empty_db, new_database):
         assert (quota.image_size_total, quota.image_count_total, quota.image_count_uploading, quota.serial) == (
             10 << 30, 5, None, 17)
         # The upgraded schema takes the new columns and still cascades deletes to the children.
-        Image.update(upload_state="attempt-state").where(Image.id == SAVING).execute()
-        assert Image.get_by_id(SAVING).upload_state == "attempt-state"
+        Image.update(attempt_state="attempt-state").where(Image.id == SAVING).execute()
+        assert Image.get_by_id(SAVING).attempt_state == "attempt-state"
         Image.delete().where(Image.id == ACTIVE).execute()
         assert ImageProperty.select().where(ImageProperty.image == ACTIVE).count() == 0
         assert ImageTag.select().count() == 0
+        assert ImageLocation.select().count() == 0
+
+
+KEPT, BROKEN = "55555555-5555-4555-8555-555555555555", "66666666-6666-4666-8666-666666666666"
+
+
+def test_version_3_database_with_data_kept_bytes_and_an_upload_in_flight_gets_locations(empty_db, new_database):
+    """Version 4 moves each image's one store into the location table and renames the attempt's
+    columns; a version-3 database holds every kind of row that touches: data (one copy flagged
+    broken by scrub), the kept bytes of an interrupted upload, an upload in flight."""
+    make_version_1_database(empty_db)
+    assert sync_schema(STEPS[:2]) == (1, 3)
+    with database.connection_context():
+        database.execute_sql(f"""
+            INSERT INTO "image" ("id", "status", "visibility", "protected", "os_hidden", "min_disk", "min_ram",
+                                 "owner", "created_at", "updated_at", "deleted", "size", "store", "data_key",
+                                 "data_error", "upload_token", "upload_state", "reserved_bytes", "partial_size",
+                                 "partial_total", "partial_expires")
+            VALUES ('{KEPT}', 'queued', 'shared', FALSE, FALSE, 0, 0, 'p1', '2025-03-05 10:00:00',
+                    '2025-03-05 10:00:00', FALSE, NULL, 'local', NULL, NULL, '{"e" * 32}', '.kept.part', 700,
+                    300, 1000, '2025-03-06 10:00:00'),
+                   ('{BROKEN}', 'active', 'shared', FALSE, FALSE, 0, 0, 'p1', '2025-03-05 11:00:00',
+                    '2025-03-05 11:00:00', FALSE, 42, 'slow', '{"f" * 32}', 'data file missing', NULL, NULL, 0,
+                    NULL, NULL, NULL)""")
+    assert sync_schema() == (3, LATEST)
+    upgraded, fresh = describe_schema(), fresh_schema(new_database)
+    assert upgraded == fresh, schema_difference(upgraded, fresh)
+    with database.connection_context():
+        kept = Image.get_by_id(KEPT)
+        assert (kept.status, kept.attempt, kept.attempt_store, kept.attempt_state, kept.reserved_bytes) == (
+            "queued", "e" * 32, "local", ".kept.part", 700)
+        assert (kept.kept_size, kept.kept_total, kept.kept_expires) == (300, 1000, datetime.datetime(2025, 3, 6, 10))
+        saving = Image.get_by_id(SAVING)
+        assert (saving.attempt, saving.attempt_store) == ("b" * 32, "slow")
+        copies = {c.image_id: (c.store, c.attempt, c.size, c.status, c.error) for c in ImageLocation.select()}
+        assert copies == {ACTIVE: ("local", "a" * 32, 5 << 30, "active", None),
+                          BROKEN: ("slow", "f" * 32, 42, "broken", "data file missing")}
 
 
 def test_a_table_rebuild_keeps_every_child_row(empty_db):

@@ -10,7 +10,7 @@ import pytest
 
 from imagedata.db import database
 from imagedata.models import Image
-from imagedata.service.resume import expire_partials
+from imagedata.service import lifecycle
 from tests.conftest import store_files
 from tests.helpers import OCTET, Body, with_env
 from tests.test_api_data import put_stream
@@ -158,8 +158,8 @@ def test_kept_data_holds_its_quota_until_it_expires(app, client, auth, new_image
     response = client.put(f"/v2/images/{second}/file", data=DATA, headers={**auth, "Content-Type": OCTET})
     assert response.status_code == 413
     with database.connection_context():
-        Image.update(partial_expires=datetime.datetime(2000, 1, 1)).where(Image.id == first).execute()
-        assert expire_partials(app.extensions["imagedata"].stores) == [first]
+        Image.update(kept_expires=datetime.datetime(2000, 1, 1)).where(Image.id == first).execute()
+        assert lifecycle.expire_kept(app.extensions["imagedata"]) == [first]
     assert files_of(tmp_path, first) == []
     assert "Upload-Offset" not in head(client, first, auth).headers
     assert client.get("/v2/info/usage", headers=auth).get_json()["usage"]["image_size_total"]["usage"] == 0

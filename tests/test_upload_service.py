@@ -8,11 +8,11 @@ import pytest
 from imagedata.config import load_settings
 from imagedata.db import close_pool, database, init_database
 from imagedata.errors import BadRequest, Gone, InvalidImageState, StoreUnavailable, TooLarge
-from imagedata.models import Image
+from imagedata.models import Image, ImageLocation
 from imagedata.policy import Caller, Policy
 from imagedata.service import Services, images, upload
-from imagedata.service.body import ClientAborted
-from imagedata.service.lease import recover_uploads
+from imagedata.errors import ClientAborted
+from imagedata.service import lifecycle
 from imagedata.stores import build_registry, prepare_stores
 from tests.conftest import prepare_database
 
@@ -47,13 +47,19 @@ def request(image_id, data: bytes, **kw):
     return upload.UploadRequest(image_id=image_id, stream=io.BytesIO(data), **kw)
 
 
+def copy_of(image_id):
+    """The one copy of an image's data."""
+    (copy,) = ImageLocation.select().where(ImageLocation.image == image_id)
+    return copy
+
+
 def leftovers(tmp_path):
     return [f for d in ("local", "slow") for f in os.listdir(tmp_path / d)]
 
 
 def assert_queued(image_id, tmp_path):
     image = Image.get_by_id(image_id)
-    assert (image.status, image.size, image.checksum, image.upload_token, image.reserved_bytes) == (
+    assert (image.status, image.size, image.checksum, image.attempt, image.reserved_bytes) == (
         "queued", None, None, None, 0)
     assert leftovers(tmp_path) == []
 
@@ -61,11 +67,11 @@ def assert_queued(image_id, tmp_path):
 def test_success_records_hashes_and_store(svc, tmp_path):
     image_id = new_image(svc)
     upload.upload_image_data(svc, OWNER, request(image_id, b"hello", store_id="slow"))
-    image = Image.get_by_id(image_id)
-    assert (image.status, image.size, image.store) == ("active", 5, "slow")
+    image, copy = Image.get_by_id(image_id), copy_of(image_id)
+    assert (image.status, image.size, copy.store, copy.size, copy.status) == ("active", 5, "slow", 5, "active")
     assert image.checksum == hashlib.md5(b"hello").hexdigest()
     assert image.os_hash_value == hashlib.sha512(b"hello").hexdigest()
-    assert os.listdir(tmp_path / "slow") == [f"{image_id}.{image.data_key}"]
+    assert os.listdir(tmp_path / "slow") == [f"{image_id}.{copy.attempt}"]
 
 
 def test_second_upload_is_409_and_changes_nothing(svc):
@@ -103,11 +109,11 @@ def test_exactly_the_cap_is_accepted(svc):
 class Truncated(io.BytesIO):
     """A body whose sender goes away after a few bytes."""
 
-    def read(self, n=-1):
-        data = super().read(min(n, 2))
-        if not data:
+    def readinto(self, view):
+        got = super().readinto(view[:2])
+        if not got:
             raise ConnectionResetError("peer went away")
-        return data
+        return got
 
 
 def test_client_abort_keeps_what_arrived_for_a_resume(svc, tmp_path):
@@ -116,15 +122,15 @@ def test_client_abort_keeps_what_arrived_for_a_resume(svc, tmp_path):
     with pytest.raises(ClientAborted):
         upload.upload_image_data(svc, OWNER, req)
     image = Image.get_by_id(image_id)
-    assert (image.status, image.partial_size, image.partial_total, image.size) == ("queued", 6, 100, None)
-    assert leftovers(tmp_path) == [image.upload_state]
+    assert (image.status, image.kept_size, image.kept_total, image.size) == ("queued", 6, 100, None)
+    assert leftovers(tmp_path) == [image.attempt_state]
     rest = upload.UploadRequest(image_id=image_id, stream=io.BytesIO(b"g" * 94), content_length=94,
                                 content_range="bytes 6-99/100")
     upload.upload_image_data(svc, OWNER, rest)
     image = Image.get_by_id(image_id)
     assert image.status == "active" and image.checksum == hashlib.md5(b"abcdef" + b"g" * 94).hexdigest()
-    assert (image.partial_size, image.reserved_bytes) == (None, 0)
-    assert leftovers(tmp_path) == [f"{image_id}.{image.data_key}"]
+    assert (image.kept_size, image.reserved_bytes) == (None, 0)
+    assert leftovers(tmp_path) == [f"{image_id}.{copy_of(image_id).attempt}"]
 
 
 def test_client_abort_with_resume_off_is_cleaned_up(svc, tmp_path):
@@ -151,11 +157,11 @@ class DeletingStream(io.BytesIO):
         super().__init__(data)
         self.svc, self.image_id, self.done = svc, image_id, False
 
-    def read(self, n=-1):
+    def readinto(self, view):
         if not self.done and self.tell() > 0:
             self.done = True
             images.delete_image(self.svc, OWNER, self.image_id)
-        return super().read(min(n, 10))
+        return super().readinto(view[:10])
 
 
 def test_delete_during_upload_is_410_and_leaves_nothing(svc, tmp_path):
@@ -186,41 +192,41 @@ def test_missing_store_directory_is_503_and_queued(svc, tmp_path):
 
 def test_recovery_resets_a_dead_lease_and_removes_its_file(svc, tmp_path):
     image_id = new_image(svc)
-    att = upload.begin(svc, Image.get_by_id(image_id), svc.stores.get("local"), None)
+    att = lifecycle.take(svc, Image.get_by_id(image_id), svc.stores.get("local"), None, resume=False)
     writer = upload.open_writer(att)  # records what a crash would leave behind
     writer.write(memoryview(b"half"))
     # The uploading process dies: give the lease a pid that does not exist on this host.
-    Image.update(upload_pid=2 ** 22 + 12345).where(Image.id == image_id).execute()
-    assert recover_uploads(svc) == [image_id]
+    Image.update(attempt_pid=2 ** 22 + 12345).where(Image.id == image_id).execute()
+    assert lifecycle.recover(svc) == [image_id]
     assert_queued(image_id, tmp_path)
 
 
 def test_recovery_keeps_a_live_lease(svc):
     image_id = new_image(svc)
-    upload.begin(svc, Image.get_by_id(image_id), svc.stores.default, None)
-    assert recover_uploads(svc) == []
+    lifecycle.take(svc, Image.get_by_id(image_id), svc.stores.default, None, resume=False)
+    assert lifecycle.recover(svc) == []
     assert Image.get_by_id(image_id).status == "saving"
 
 
 def test_a_lease_of_another_host_is_judged_by_its_heartbeat_only(svc):
-    from imagedata.service.lease import lease_is_dead
+    from imagedata.service.lifecycle import lease_is_dead
 
     image_id = new_image(svc)
-    upload.begin(svc, Image.get_by_id(image_id), svc.stores.default, None)
+    lifecycle.take(svc, Image.get_by_id(image_id), svc.stores.default, None, resume=False)
     dead_pid = 2 ** 22 + 12345
-    Image.update(upload_host="another-host:boot", upload_pid=dead_pid).where(Image.id == image_id).execute()
+    Image.update(attempt_host="another-host:boot", attempt_pid=dead_pid).where(Image.id == image_id).execute()
     image = Image.get_by_id(image_id)
     assert not lease_is_dead(image, 60, svc.settings.host_id)  # its pid means nothing here
-    assert recover_uploads(svc) == []
-    Image.update(upload_host=svc.settings.host_id).where(Image.id == image_id).execute()
+    assert lifecycle.recover(svc) == []
+    Image.update(attempt_host=svc.settings.host_id).where(Image.id == image_id).execute()
     assert lease_is_dead(Image.get_by_id(image_id), 60, svc.settings.host_id)  # ours, and gone
 
 
 def test_recovery_removes_a_writer_that_died_before_its_state_was_recorded(svc, tmp_path):
     image_id = new_image(svc)
-    att = upload.begin(svc, Image.get_by_id(image_id), svc.stores.get("local"), None)
-    writer = att.store.open_writer(image_id, att.attempt, None)  # killed before upload_state is written
+    att = lifecycle.take(svc, Image.get_by_id(image_id), svc.stores.get("local"), None, resume=False)
+    writer = att.store.open_writer(image_id, att.attempt, None)  # killed before its state is recorded
     writer.write(memoryview(b"half"))
-    Image.update(upload_pid=2 ** 22 + 12345).where(Image.id == image_id).execute()
-    assert recover_uploads(svc) == [image_id]
+    Image.update(attempt_pid=2 ** 22 + 12345).where(Image.id == image_id).execute()
+    assert lifecycle.recover(svc) == [image_id]
     assert_queued(image_id, tmp_path)

@@ -9,6 +9,7 @@ from werkzeug.wsgi import ClosingIterator, wrap_file
 from imagedata.api.common import no_body, services
 from imagedata.auth.request import authenticate, current_caller
 from imagedata.errors import BadRequest, LengthRequired, NotImplementedByServer, UnsupportedMediaType
+from imagedata.server.body import body_source
 from imagedata.server.observe import watch_upload
 from imagedata.service import download, upload
 
@@ -56,8 +57,9 @@ def upload_data(image_id):
         raise UnsupportedMediaType(f"The request media type {request.content_type} is not supported by this "
                                    f"server. Invalid content type {request.content_type}")
     image_size = _image_size_header()
-    req = upload.UploadRequest(image_id=image_id, stream=request.environ["wsgi.input"],
-                               content_length=_framing(), image_size=image_size,
+    content_length = _framing()
+    req = upload.UploadRequest(image_id=image_id, stream=body_source(request.environ, content_length),
+                               content_length=content_length, image_size=image_size,
                                store_id=request.headers.get("X-Image-Meta-Store"),
                                content_range=request.headers.get("Content-Range"),
                                content_md5=request.headers.get("Content-MD5"),
@@ -87,14 +89,14 @@ def download_data(image_id):
 def _body_of(plan, response):
     """The response body: sendfile from a local file, nginx (X-Accel-Redirect), or streamed."""
     prefix = services().settings.accel_redirect_prefix
-    if prefix and plan.accel_name:
+    if prefix and plan.body.accel_name:
         plan.body.close()
         # nginx sends the file and applies the (already validated) Range itself.
-        response.headers["X-Accel-Redirect"] = f"{prefix}/{plan.store.store_id}/{plan.accel_name}"
+        response.headers["X-Accel-Redirect"] = f"{prefix}/{plan.store.store_id}/{plan.body.accel_name}"
         for name in ("Content-Length", "Content-Range", "Accept-Ranges"):
             response.headers.pop(name, None)
         return []
-    local = plan.store.local_file(plan.body)
+    local = plan.body.local_file()
     if local is not None:
         return wrap_file(request.environ, local, SEND_BUFFER)
     return ClosingIterator(iter(plan.body), [plan.body.close])

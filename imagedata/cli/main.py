@@ -13,8 +13,7 @@ from imagedata import metrics
 from imagedata.cli.verify import verify
 from imagedata.db import database
 from imagedata.migrations import SchemaError, check_schema, sync_schema
-from imagedata.service.lease import recover_uploads
-from imagedata.service.resume import expire_partials
+from imagedata.service import lifecycle
 from imagedata.service.quotas import set_quota, usage_report
 from imagedata.service.scrub import locate as find_image_data
 from imagedata.service.scrub import scrub as run_scrub
@@ -165,8 +164,8 @@ def recover():
     """Return images whose upload died to `queued` and remove their temporary files."""
     services = current_app.extensions["imagedata"]
     with connected():
-        recovered = recover_uploads(services)
-        expired = expire_partials(services.stores)
+        recovered = lifecycle.recover(services)
+        expired = lifecycle.expire_kept(services)
     metrics.count_recoveries(len(recovered))
     click.echo(f"recovered {len(recovered)} upload(s)" + "".join(f"\n  {i}" for i in recovered))
     click.echo(f"expired {len(expired)} kept partial upload(s)" + "".join(f"\n  {i}" for i in expired))
@@ -201,5 +200,5 @@ def locate(image_id):
         found = find_image_data(services, image_id)
     if found is None:
         raise click.ClickException(f"no image {image_id}")
-    for key, value in found.items():
+    for key, value in found:
         click.echo(f"{key}\t{'' if value is None else value}")

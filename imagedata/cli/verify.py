@@ -21,7 +21,7 @@ from rich.table import Table
 
 from imagedata import metrics
 from imagedata.db import database
-from imagedata.service.verify import RESULTS, count_results, select_images, verify_images
+from imagedata.service.verify import RESULTS, count_results, select_copies, verify_images
 
 RATE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?(?:/s)?\s*$", re.IGNORECASE)
 UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
@@ -75,22 +75,22 @@ def verify(store_id, image_id, project, deactivate, max_rate):
     console = Console(highlight=False, soft_wrap=True)
     started = time.monotonic()
     with database.connection_context():
-        images = list(select_images(store_id, image_id, project))
-        if image_id is not None and not images:
+        copies = select_copies(store_id, image_id, project)
+        if image_id is not None and not copies:
             raise click.UsageError(f"no image {image_id} with data")
-        total = sum(image.size or 0 for image in images)
+        total = sum(copy.size or 0 for copy in copies)
         if terminal:
             columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                        TimeRemainingColumn())
             with Progress(*columns, console=console, transient=True) as progress:
-                task = progress.add_task(f"verifying {len(images)} image(s)", total=total)
+                task = progress.add_task(f"verifying {len(copies)} image(s)", total=total)
                 findings = verify_images(
-                    services, images, deactivate, max_rate,
+                    services, copies, deactivate, max_rate,
                     on_bytes=lambda n: progress.advance(task, n),
                     on_finding=lambda f: f.result != "ok" and progress.console.print(_problem_line(f)))
         else:
-            click.echo(f"verifying {len(images)} image(s), {total} bytes")
-            findings = verify_images(services, images, deactivate, max_rate,
+            click.echo(f"verifying {len(copies)} image(s), {total} bytes")
+            findings = verify_images(services, copies, deactivate, max_rate,
                                      on_finding=lambda f: f.result != "ok" and click.echo(_problem_line(f)))
     counts = count_results(findings)
     sizes = dict.fromkeys(RESULTS, 0)

@@ -1,4 +1,4 @@
-"""The one module that knows gunicorn's internals; each hook has a fallback.
+"""gunicorn's sockets, responses and signals behind small hooks, each with a fallback.
 
 The service needs a few things WSGI does not offer: a read timeout on the client socket
 while an upload streams, closing a connection after refusing an unread body, knowing how
@@ -6,8 +6,8 @@ many bytes a ``sendfile`` really sent, stopping reads when the worker must stop,
 noticing a graceful stop. Under gunicorn these use ``environ["gunicorn.socket"]``, the
 bound ``start_response`` of gunicorn's response object, its ``FileWrapper.filelike`` and the
 worker's signal handlers. Under any other server (or a gunicorn that changed these) every
-function degrades to doing nothing, and says so through its return value: a gunicorn
-upgrade is a change to this file alone.
+function degrades to doing nothing, and says so through its return value. Request bodies
+are ``server/body.py``'s. A gunicorn upgrade is a change to this package alone.
 """
 from __future__ import annotations
 
@@ -60,24 +60,6 @@ def stop_reading(environ: dict) -> bool:
     except OSError:
         return False
     return True
-
-
-def is_server_body(environ: dict) -> bool:
-    """Whether ``wsgi.input`` is gunicorn's own body object (which the upload path reads
-    from the socket directly, so it must not be wrapped)."""
-    stream_type = type(environ.get("wsgi.input"))
-    return stream_type.__name__ == "Body" and stream_type.__module__ == "gunicorn.http.body"
-
-
-def body_bytes_read(environ: dict) -> int | None:
-    """Bytes of a Content-Length body read so far, from gunicorn's own bookkeeping (which
-    both upload read paths keep exact). Fallback: None (chunked bodies, other servers)."""
-    reader = getattr(environ.get("wsgi.input"), "reader", None)
-    declared = str(environ.get("CONTENT_LENGTH") or "")
-    left = getattr(reader, "length", None)
-    if type(reader).__name__ != "LengthReader" or not isinstance(left, int) or not declared.isdigit():
-        return None
-    return max(0, int(declared) - left)
 
 
 SERVER_RESPONSE_KEY = "imagedata.server_response"

@@ -6,8 +6,7 @@ import threading
 
 from imagedata import metrics
 from imagedata.db import database
-from imagedata.service.lease import recover_uploads
-from imagedata.service.resume import expire_partials
+from imagedata.service import lifecycle
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +22,8 @@ def start_maintenance(app) -> threading.Thread | None:
         while not stop.wait(interval):
             try:
                 with database.connection_context():
-                    metrics.count_recoveries(len(recover_uploads(services)))
-                    expire_partials(services.stores)
+                    metrics.count_recoveries(len(lifecycle.recover(services)))
+                    lifecycle.expire_kept(services)
             except Exception as exc:  # the next round retries
                 log.warning("periodic upload recovery failed: %s", exc)
 

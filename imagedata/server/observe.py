@@ -1,9 +1,9 @@
 """Watching every request: one access line and the request metrics, when its last byte is gone.
 
-A WSGI middleware outside the app times the request, counts the body bytes read and the
-response bytes sent (for sendfile responses, through the server adapter), and when the
-response is closed writes the access line and records the metrics. The Flask hooks only
-leave the route template, project and image id in the environ for it.
+A WSGI middleware outside the app times the request, counts the body bytes read (through
+``server.body``) and the response bytes sent (for sendfile responses, through the server
+adapter), and when the response is closed writes the access line and records the metrics.
+The Flask hooks only leave the route template, project and image id in the environ for it.
 """
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import time
 from flask import Flask, g, request
 
 from imagedata import logs, metrics
-from imagedata.server import drain
 from imagedata.server import adapter as server_adapter
+from imagedata.server import body, drain
 
 log = logging.getLogger(__name__)
 
@@ -24,40 +24,6 @@ REQUEST_ID_KEY = "imagedata.request_id"
 STORED_KEY = "imagedata.stored_bytes"
 UNMATCHED = "(unmatched)"
 DATA_ROUTE = "/v2/images/<image_id>/file"
-
-
-class CountingInput:
-    """The request body stream, counting the bytes the app reads from it."""
-
-    def __init__(self, stream):
-        self.stream = stream
-        self.count = 0
-
-    def read(self, *args):
-        """Read and count."""
-        data = self.stream.read(*args)
-        self.count += len(data)
-        return data
-
-    def readline(self, *args):
-        """Read a line and count it."""
-        data = self.stream.readline(*args)
-        self.count += len(data)
-        return data
-
-    def readlines(self, *args):
-        """Read lines and count them."""
-        lines = self.stream.readlines(*args)
-        self.count += sum(len(line) for line in lines)
-        return lines
-
-    def __iter__(self):
-        for line in self.stream:
-            self.count += len(line)
-            yield line
-
-    def __getattr__(self, name):
-        return getattr(self.stream, name)
 
 
 class _CountingBody:
@@ -81,12 +47,8 @@ class _CountingBody:
             self.done(self.count)
 
 
-def _received(environ, body: CountingInput | None) -> int | None:
-    """Request body bytes read: counted by our wrapper, or from the server's own body object
-    (left unwrapped for the direct upload path); for a chunked upload, what it stored."""
-    if body is not None:
-        return body.count
-    counted = server_adapter.body_bytes_read(environ)
+def _received(environ, counted: int | None) -> int | None:
+    """Request body bytes read, as counted; for a chunked upload, what it stored."""
     if counted is not None:
         return counted
     if "HTTP_TRANSFER_ENCODING" not in environ:
@@ -103,9 +65,7 @@ class RequestObserver:
     def __call__(self, environ, start_response):
         started = time.monotonic()
         server_adapter.remember_server_response(environ, start_response)
-        body = None
-        if environ.get("wsgi.input") is not None and not server_adapter.is_server_body(environ):
-            body = environ["wsgi.input"] = CountingInput(environ["wsgi.input"])
+        received = body.watch_body(environ)
         answer = {}
 
         def observing_start_response(status, headers, exc_info=None):
@@ -120,7 +80,7 @@ class RequestObserver:
                 return
             reported.append(True)
             try:
-                self.report(environ, answer, started, _received(environ, body), sent or 0)
+                self.report(environ, answer, started, _received(environ, received()), sent or 0)
             except Exception:  # observing must never break a request
                 log.exception("could not record the request")
 

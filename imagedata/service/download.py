@@ -4,10 +4,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from imagedata.errors import BadRequest, Forbidden, ImageDataUnavailable, ImageNotFound
-from imagedata.models import Image
+from imagedata.errors import BadRequest, Forbidden, ImageDataError, ImageDataUnavailable, ImageNotFound
+from imagedata.models import Image, ImageLocation
 from imagedata.policy import Caller, is_visible
-from imagedata.service import Services
+from imagedata.service import Services, locations
 from imagedata.service.images import find_image, member_status
 from imagedata.service.client_digest import repr_digest_header
 from imagedata.service.resume import offset_headers
@@ -39,8 +39,7 @@ class Download:
     status: int
     headers: dict
     body: DataReader | None = None
-    store: Store | None = None
-    accel_name: str | None = None  # the store's name for X-Accel-Redirect, if it has one
+    store: Store | None = None  # the store of the copy being read
 
 
 def etag_of(image: Image) -> str | None:
@@ -59,30 +58,26 @@ def prepare_download(svc: Services, caller: Caller, req: DownloadRequest) -> Dow
     if image.status == "deactivated" and not caller.is_admin:
         raise Forbidden("The requested image has been deactivated. Image data download is forbidden.")
     svc.policy.enforce("download_image", caller, image, status)
-    check_preferred_stores(svc, req.prefer)
+    prefer = preferred_stores(svc, req.prefer)
     check_multi_range(req.range)
-    if image.status not in DATA_STATUSES or not image.data_key:
+    copies = locations.copies_of(image.id) if image.status in DATA_STATUSES else []
+    if not copies:
         return Download(204, offset_headers(image))
-    return _open_data(svc, image, req)
+    return _open_data(svc, image, copies, prefer, req)
 
 
-def check_preferred_stores(svc: Services, prefer: str | None) -> None:
-    """Glance: every store named in ?prefer= must be configured (400 otherwise).
-
-    Each image lives in exactly one store here, so a valid preference changes nothing.
-    """
-    for name in filter(None, (part.strip() for part in (prefer or "").split(","))):
+def preferred_stores(svc: Services, prefer: str | None) -> list[str]:
+    """The stores named in ?prefer=, in order; Glance: each must be configured (400 otherwise)."""
+    names = [part.strip() for part in (prefer or "").split(",") if part.strip()]
+    for name in names:
         if svc.stores.get(name) is None:
             shown = name if len(name) <= 64 and name.isprintable() else "(invalid)"
             raise BadRequest(f"Store '{shown}' is not configured.")
+    return names
 
 
-def _open_data(svc: Services, image: Image, req: DownloadRequest) -> Download:
-    if image.data_error:
-        raise ImageDataUnavailable("The image data is damaged and cannot be served.")
-    store = svc.stores.get(image.store)
-    if store is None:
-        raise ImageDataUnavailable(f"The store holding this image ('{image.store}') is not configured.")
+def _open_data(svc: Services, image: Image, copies: list[ImageLocation], prefer: list[str],
+               req: DownloadRequest) -> Download:
     etag = etag_of(image)
     headers = {"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"}
     if image.checksum:
@@ -102,11 +97,11 @@ def _open_data(svc: Services, image: Image, req: DownloadRequest) -> Download:
         code = 206
         headers["Content-Range"] = f"bytes {chosen.start}-{chosen.last}/{image.size}"
     headers["Content-Length"] = str(chosen.length)
-    body = open_checked(store, image, chosen.start, 0 if req.head else chosen.length)
+    store, body = open_copy(svc, image, copies, prefer, chosen.start, 0 if req.head else chosen.length)
     if req.head:
         body.close()
         return Download(code, headers)
-    return Download(code, headers, body, store, store.accel_name(image.id, image.data_key))
+    return Download(code, headers, body, store)
 
 
 def _etag_matches(header: str, etag: str) -> bool:
@@ -114,13 +109,35 @@ def _etag_matches(header: str, etag: str) -> bool:
     return "*" in candidates or etag in candidates or f"W/{etag}" in candidates
 
 
-def open_checked(store: Store, image: Image, start: int, length: int) -> DataReader:
-    """Open a range of the data; refuse to serve it if it is missing or not the recorded size."""
+def open_copy(svc: Services, image: Image, copies: list[ImageLocation], prefer: list[str], start: int,
+              length: int) -> tuple[Store, DataReader]:
+    """Open a range of the first copy that can be read: a copy missing from its store, of the
+    wrong size, or in a store that is down or unreachable falls through to the next one."""
+    ordered = locations.read_order(copies, svc.stores, prefer)
+    if not ordered:
+        if any(copy.status == "broken" for copy in copies):
+            raise ImageDataUnavailable("The image data is damaged and cannot be served.")
+        stored = ", ".join(sorted({copy.store for copy in copies}))
+        raise ImageDataUnavailable(f"The store holding this image ('{stored}') is not configured.")
+    failure: ImageDataError | None = None
+    for store, copy in ordered:
+        try:
+            return store, open_checked(store, image, copy, start, length)
+        except ImageDataError as exc:
+            failure = exc
+    raise failure
+
+
+def open_checked(store: Store, image: Image, copy: ImageLocation, start: int, length: int) -> DataReader:
+    """Open a range of one copy; refuse to serve it if it is missing or not the recorded size."""
     try:
-        reader = store.open_range(image.id, image.data_key, start, length)
+        reader = store.open_range(image.id, copy.attempt, start, length)
     except DataMissing:
         log.error("image %s is active but its data is missing from store %s", image.id, store.store_id)
         raise ImageDataUnavailable("The image data is missing from its store and cannot be served.") from None
+    except ImageDataError as exc:
+        log.error("image %s: store %s cannot serve its copy: %s", image.id, store.store_id, exc.message)
+        raise
     if reader.size != image.size:
         reader.close()
         log.error("image %s: stored data is %d bytes, expected %d", image.id, reader.size, image.size)

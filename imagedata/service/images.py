@@ -11,7 +11,7 @@ from imagedata.errors import BadRequest, Conflict, Forbidden, ImageNotFound, Not
 from imagedata.models import Image, ImageMember, ImageProperty, ImageTag, utcnow
 from imagedata.policy import Caller
 from imagedata.schemas import MAX_TAGS
-from imagedata.service import Services, patch, quotas
+from imagedata.service import Services, lifecycle, locations, patch, quotas
 from imagedata.stores.base import IMAGE_ID_RE
 
 log = logging.getLogger(__name__)
@@ -21,13 +21,15 @@ MUTABLE_BASE = ("name", "visibility", "protected", "os_hidden", "disk_format", "
 
 
 def attach_extras(images: list[Image]) -> list[Image]:
-    """Load tags and extra properties of ``images`` in two queries."""
+    """Load tags, extra properties and the stores holding a copy of ``images`` (three queries)."""
     by_id = {image.id: image for image in images}
     for image in images:
         image.tag_list = []
         image.extra_properties = {}
     if not by_id:
         return images
+    for image_id, copies in locations.copies_by_image(by_id).items():
+        by_id[image_id].store_ids = [copy.store for copy in copies if copy.status == "active"]
     if len(by_id) == 1:
         (image_id,) = by_id
         tags = prepared(ImageTag, "tags-of-one", lambda image_id: ImageTag.select().where(
@@ -158,34 +160,7 @@ def delete_image(svc: Services, caller: Caller, image_id: str) -> None:
     image = get_visible_image(svc, caller, image_id, "delete_image")
     if image.protected:
         raise Forbidden(f"Image {image.id} is protected and cannot be deleted.")
-    now = utcnow()
-    rows = (Image.update(deleted=True, deleted_at=now, updated_at=now, status="deleted", reserved_bytes=0)
-            .where((Image.id == image.id) & (Image.deleted == False)).execute())  # noqa: E712
-    if rows != 1:
-        raise ImageNotFound(image_id)
-    # Re-read: an upload may have made the image active between our read and the
-    # update; its data must go too. (After the update no upload can finish.)
-    deleted = Image.get_by_id(image.id)
-    log.info("image %s deleted (was %s)", deleted.id, image.status)
-    remove_data(svc, deleted)
-
-
-def remove_data(svc: Services, image: Image) -> None:
-    """Best-effort removal of an image's data; anything left is found by the scrubber.
-
-    An upload still streaming notices the deletion at its next heartbeat and stops;
-    this removes committed data and whatever the attempt's writer holds (from any host).
-    """
-    store = svc.stores.get(image.store)
-    if store is None:
-        return
-    try:
-        if image.data_key:
-            store.delete(image.id, image.data_key)
-        if image.upload_state:
-            store.discard(image.upload_state)
-    except Exception as exc:  # the record is already gone; the scrubber retries
-        log.warning("could not remove data of image %s from store %s: %s", image.id, store.store_id, exc)
+    lifecycle.retire(svc, image)
 
 
 def set_active(svc: Services, caller: Caller, image_id: str, active: bool) -> None:
@@ -198,9 +173,7 @@ def set_active(svc: Services, caller: Caller, image_id: str, active: bool) -> No
     if image.status != source:
         verb = "reactivate" if active else "deactivate"
         raise Forbidden(f"Not allowed to {verb} image in status '{image.status}'")
-    rows = (Image.update(status=target, updated_at=utcnow())
-            .where((Image.id == image.id) & (Image.status == source) & (Image.deleted == False)).execute())  # noqa: E712
-    if rows != 1:
+    if not lifecycle.set_data_status(image.id, source, target):
         raise Conflict(f"Image {image.id} changed state meanwhile; try again.")
 
 

@@ -1,29 +1,23 @@
-"""Resumable uploads: keep what an interrupted upload received, continue it later.
+"""Resumable uploads, the request side: Content-Range, Upload-Offset, and where to continue.
 
 An upload of a known total that is cut off (client gone, timeout, proxy reset) keeps the
-bytes that arrived: the store's writer suspends (fsynced file, completed S3 object), and
-the image returns to `queued` with ``partial_size``/``partial_total``/``partial_expires``
-set and its quota reservation still held. ``HEAD .../file`` reports ``Upload-Offset``. A
-PUT with ``Content-Range: bytes N-(T-1)/T`` (what ``curl -C N -T file`` sends) continues
-at N; a plain PUT starts over. Kept data expires after IMAGEDATA_RESUME_SECONDS.
+bytes that arrived (``lifecycle.keep``): the store's writer suspends (fsynced file,
+completed S3 object), and the image returns to `queued` with ``kept_size``/``kept_total``/
+``kept_expires`` set and its quota reservation still held. ``HEAD .../file`` reports
+``Upload-Offset``. A PUT with ``Content-Range: bytes N-(T-1)/T`` (what ``curl -C N -T file``
+sends) continues at N; a plain PUT starts over. Kept bytes expire after
+IMAGEDATA_RESUME_SECONDS (``lifecycle.expire_kept``).
 """
 from __future__ import annotations
 
 import dataclasses
 import datetime
-import logging
 import re
 
-from imagedata.db import UNAVAILABLE_ERRORS
 from imagedata.errors import BadRequest, Conflict
 from imagedata.models import Image, utcnow
 from imagedata.service import Services
-from imagedata.service.heartbeat import holds_lease
-from imagedata.service.lease import queued_fields
-from imagedata.stores import StoreRegistry
-from imagedata.stores.base import Store, StoreWriter
-
-log = logging.getLogger(__name__)
+from imagedata.stores.base import Store
 
 CONTENT_RANGE_RE = re.compile(r"^bytes\s+(\d{1,20})-(\d{1,20})/(\d{1,20})$")
 
@@ -53,25 +47,25 @@ def parse_content_range(value: str | None, content_length: int | None) -> Resume
     return ResumePoint(first, total)
 
 
-def kept_partial(image: Image, now: datetime.datetime | None = None) -> tuple[int, int] | None:
-    """(bytes kept, declared total) of the image's kept partial data, if it has live data."""
-    if image.partial_size is None or image.status != "queued" or image.deleted:
+def kept_bytes(image: Image, now: datetime.datetime | None = None) -> tuple[int, int] | None:
+    """(bytes kept, declared total) of an interrupted upload of the image, if they are live."""
+    if image.kept_size is None or image.status != "queued" or image.deleted:
         return None
-    if image.partial_expires is not None and image.partial_expires <= (now or utcnow()):
+    if image.kept_expires is not None and image.kept_expires <= (now or utcnow()):
         return None
-    return image.partial_size, image.partial_total
+    return image.kept_size, image.kept_total
 
 
 def offset_headers(image: Image) -> dict:
-    """``Upload-Offset`` (and the total, ``Upload-Length``) of an image's kept partial data."""
-    kept = kept_partial(image)
+    """``Upload-Offset`` (and the total, ``Upload-Length``) of an image's kept bytes."""
+    kept = kept_bytes(image)
     return {"Upload-Offset": str(kept[0]), "Upload-Length": str(kept[1])} if kept else {}
 
 
 def check_resume(image: Image, point: ResumePoint | None) -> bool:
-    """Whether a PUT continues the kept data (True) or starts over (False); 409/400 when its
+    """Whether a PUT continues the kept bytes (True) or starts over (False); 409/400 when its
     Content-Range does not fit what is kept."""
-    kept = kept_partial(image)
+    kept = kept_bytes(image)
     if point is None:
         return False
     if kept is None:
@@ -89,78 +83,15 @@ def check_resume(image: Image, point: ResumePoint | None) -> bool:
 
 
 def kept_data_gone(image_id: str) -> Conflict:
-    """409 when the data an interrupted upload kept has vanished from its store."""
+    """409 when the bytes an interrupted upload kept have vanished from their store."""
     return Conflict(f"The kept partial data of image {image_id} is gone from its store: start the upload "
                     "again at offset 0.", headers={"Upload-Offset": "0"})
 
 
-def kept_fields(size: int, total: int, state: str, seconds: int) -> dict:
-    """Columns of an image whose interrupted upload keeps ``size`` of ``total`` bytes."""
-    now = utcnow()
-    return dict(status="queued", partial_size=size, partial_total=total, upload_state=state,
-                partial_expires=now + datetime.timedelta(seconds=seconds), upload_host=None,
-                upload_pid=None, upload_heartbeat=None, updated_at=now)
-
-
-def expire_partials(stores: StoreRegistry) -> list[str]:
-    """Drop kept partial data whose time is up: the image stays queued, its quota is released."""
-    expired = []
-    now = utcnow()
-    query = Image.select().where((Image.status == "queued") & Image.partial_expires.is_null(False)
-                                 & (Image.partial_expires <= now))
-    for image in query:
-        rows = (Image.update(**queued_fields())
-                .where((Image.id == image.id) & (Image.status == "queued")
-                       & (Image.upload_token == image.upload_token) & (Image.partial_expires <= now))
-                .execute())
-        if rows != 1:
-            continue
-        store = stores.get(image.store)
-        try:
-            if store is not None and image.upload_state:
-                store.discard(image.upload_state)
-        except Exception as exc:  # the scrubber finds what is left
-            log.warning("could not remove expired partial data of image %s: %s", image.id, exc)
-        log.info("image %s: kept partial upload (%s of %s bytes) expired", image.id, image.partial_size,
-                 image.partial_total)
-        expired.append(image.id)
-    return expired
-
-
 def resume_store(svc: Services, image: Image, store_id: str | None) -> Store:
-    """A resumed upload continues in the store that keeps its data."""
-    store = svc.stores.get(image.store)
-    if store is None or (store_id is not None and store_id != image.store):
-        raise BadRequest(f"The kept data of image {image.id} is in store '{image.store}'; continue there "
+    """A resumed upload continues in the store that keeps its bytes."""
+    store = svc.stores.get(image.attempt_store)
+    if store is None or (store_id is not None and store_id != image.attempt_store):
+        raise BadRequest(f"The kept data of image {image.id} is in store '{image.attempt_store}'; continue there "
                          "or start over without Content-Range.")
     return store
-
-
-def drop_kept(svc: Services, image: Image) -> None:
-    """Remove the partial data an earlier interrupted upload kept (the new attempt owns the row)."""
-    store = svc.stores.get(image.store)
-    if store is not None and image.partial_size is not None and image.upload_state:
-        try:
-            store.discard(image.upload_state)
-        except Exception as exc:  # the scrubber finds what is left
-            log.warning("could not drop the kept partial data of image %s: %s", image.id, exc)
-
-
-def keep_partial(svc: Services, att, writer: StoreWriter) -> bool:
-    """After a cut-off body: keep what arrived, hold the reservation, image back to queued."""
-    if not svc.settings.resume_seconds or att.expected is None or writer.offset >= att.expected:
-        return False
-    state = writer.suspend()
-    if state is None:
-        return False
-    try:
-        rows = (Image.update(**kept_fields(writer.offset, att.expected, state, svc.settings.resume_seconds))
-                .where(holds_lease(att.image.id, att.attempt)).execute())
-    except UNAVAILABLE_ERRORS:
-        rows = 0
-    if rows != 1:
-        att.store.discard(state)
-        return False
-    log.info("upload %s of image %s interrupted: %d of %d bytes kept for resuming", att.attempt,
-             att.image.id, writer.offset, att.expected)
-    return True

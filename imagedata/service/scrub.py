@@ -1,14 +1,14 @@
-"""Finding debris and damage: orphan files in stores, active images whose data is wrong."""
+"""Finding debris and damage: orphan objects in stores, copies whose data is wrong."""
 from __future__ import annotations
 
 import dataclasses
 import logging
 
-from imagedata.models import Image
-from imagedata.service import Services
-from imagedata.service.lease import lease_is_dead
-from imagedata.service.resume import kept_partial
-from imagedata.stores.base import DataMissing
+from imagedata.models import Image, ImageLocation
+from imagedata.service import Services, locations
+from imagedata.service.lifecycle import lease_is_dead
+from imagedata.service.resume import kept_bytes
+from imagedata.stores.base import DataMissing, StoredObject
 
 log = logging.getLogger(__name__)
 
@@ -17,17 +17,18 @@ DATA_STATUSES = ("active", "deactivated")
 
 @dataclasses.dataclass
 class Finding:
-    """One problem: an orphan object in a store, or a broken image."""
+    """One problem: an orphan object in a store, or a broken copy of an image."""
 
     kind: str  # "orphan" or "broken"
     store_id: str
-    name: str  # object name (orphans) or image id (broken images)
+    name: str  # object name (orphans) or image id (broken copies)
     reason: str
     fixed: bool = False
 
 
-def _object_is_wanted(svc: Services, store_id: str, obj) -> str | None:
-    """None when the object belongs to a live image or upload, else why it is an orphan."""
+def _object_is_wanted(svc: Services, store_id: str, obj: StoredObject) -> str | None:
+    """None when the object is a copy of a live image, or belongs to a live or kept attempt;
+    else why it is an orphan."""
     if obj.kind == "unknown":
         return "not a file this service writes"
     image = Image.get_or_none(Image.id == obj.image_id)
@@ -35,21 +36,23 @@ def _object_is_wanted(svc: Services, store_id: str, obj) -> str | None:
         return "no image record"
     if image.deleted:
         return "image deleted"
-    live_upload = (image.status == "saving" and image.upload_token == obj.attempt and image.store == store_id
-                   and not lease_is_dead(image, svc.settings.upload_lease_seconds, svc.settings.host_id))
-    if live_upload:
+    attempts_here = image.attempt == obj.attempt and image.attempt_store == store_id
+    if attempts_here and image.status == "saving" and not lease_is_dead(
+            image, svc.settings.upload_lease_seconds, svc.settings.host_id):
         return None
-    if (kept_partial(image) is not None and image.upload_token == obj.attempt and image.store == store_id):
-        return None  # an interrupted upload's kept data, waiting to be resumed
-    if obj.kind == "partial":
+    if attempts_here and kept_bytes(image) is not None:
+        return None  # an interrupted upload's kept bytes, waiting to be resumed
+    if obj.kind == "unfinished":
         return "unfinished upload with no live lease"
-    if image.status in DATA_STATUSES and image.store == store_id and image.data_key == obj.attempt:
+    copy = ImageLocation.get_or_none((ImageLocation.image == image.id) & (ImageLocation.store == store_id)
+                                     & (ImageLocation.attempt == obj.attempt))
+    if copy is not None and image.status in DATA_STATUSES:
         return None
     return f"not the data of the image (status {image.status})"
 
 
 def find_orphans(svc: Services, fix: bool) -> list[Finding]:
-    """Objects in any store that no active image or live upload owns; removed when ``fix``."""
+    """Objects in any store that no image copy, live upload or kept upload owns; removed when ``fix``."""
     findings = []
     for store in svc.stores:
         for obj in store.scan():
@@ -59,21 +62,19 @@ def find_orphans(svc: Services, fix: bool) -> list[Finding]:
             finding = Finding("orphan", store.store_id, obj.name, reason)
             if fix:
                 # Re-check right before removing: an upload may have finished meanwhile.
-                if _object_is_wanted(svc, store.store_id, obj) is not None and store.remove_object(obj):
+                if _object_is_wanted(svc, store.store_id, obj) is not None and locations.remove_orphan(store, obj):
                     finding.fixed = True
                     log.warning("scrub: removed %s from store %s (%s)", obj.name, store.store_id, reason)
             findings.append(finding)
     return findings
 
 
-def _data_problem(svc: Services, image: Image) -> str | None:
-    store = svc.stores.get(image.store)
+def _data_problem(svc: Services, image: Image, copy: ImageLocation) -> str | None:
+    store = svc.stores.get(copy.store)
     if store is None:
-        return f"store {image.store!r} is not configured"
-    if not image.data_key:
-        return "no data recorded"
+        return f"store {copy.store!r} is not configured"
     try:
-        reader = store.open_range(image.id, image.data_key, 0, 0)
+        reader = store.open_range(image.id, copy.attempt, 0, 0)
         size = reader.size
         reader.close()
     except DataMissing:
@@ -86,39 +87,46 @@ def _data_problem(svc: Services, image: Image) -> str | None:
 
 
 def find_broken(svc: Services, fix: bool) -> list[Finding]:
-    """Active images whose data is missing or of the wrong size; flagged when ``fix``."""
+    """Copies of images with data that are missing or of the wrong size; flagged (never
+    served) when ``fix``, and a flag cleared once a copy is whole again."""
     findings = []
-    query = Image.select().where(Image.status.in_(DATA_STATUSES) & (Image.deleted == False))  # noqa: E712
-    for image in query:
-        problem = _data_problem(svc, image)
+    query = (ImageLocation.select(ImageLocation, Image).join(Image)
+             .where(Image.status.in_(DATA_STATUSES) & (Image.deleted == False)))  # noqa: E712
+    for copy in query:
+        image = copy.image
+        problem = _data_problem(svc, image, copy)
         if problem is None:
-            if image.data_error and fix:
-                Image.update(data_error=None).where(Image.id == image.id).execute()
+            if copy.status == "broken" and fix:
+                locations.flag_copy(copy, None)
             continue
-        finding = Finding("broken", image.store or "", image.id, problem)
-        if fix:
-            Image.update(data_error=problem[:255]).where(Image.id == image.id).execute()
+        finding = Finding("broken", copy.store, image.id, problem)
+        if fix and locations.flag_copy(copy, problem):
             finding.fixed = True
-            log.error("scrub: image %s flagged broken: %s", image.id, problem)
+            log.error("scrub: the copy of image %s in store %s flagged broken: %s", image.id, copy.store, problem)
         findings.append(finding)
     return findings
 
 
 def scrub(svc: Services, fix: bool = False) -> list[Finding]:
-    """Every orphan and broken image; with ``fix`` orphans are removed and broken images flagged."""
+    """Every orphan and broken copy; with ``fix`` orphans are removed and broken copies flagged."""
     return find_orphans(svc, fix) + find_broken(svc, fix)
 
 
-def locate(svc: Services, image_id: str) -> dict | None:
-    """Where an image's data lives (a path or URL, for operators); None if there is no such image."""
+def locate(svc: Services, image_id: str) -> list[tuple[str, object]] | None:
+    """Where an image's data lives (a path or URL per copy, for operators); None if there is no
+    such image."""
     image = Image.get_or_none(Image.id == image_id.lower())
     if image is None:
         return None
-    store = svc.stores.get(image.store)
-    found = {"id": image.id, "status": image.status, "deleted": bool(image.deleted), "store": image.store,
-             "size": image.size, "data": None, "upload": None}
-    if store is not None and image.data_key:
-        found["data"] = store.location(image.id, image.data_key)
-    if store is not None and image.status == "saving" and image.upload_token:
-        found["upload"] = f"attempt {image.upload_token} by {image.upload_host} pid {image.upload_pid}"
+    copies = locations.copies_of(image.id)
+    found: list[tuple[str, object]] = [
+        ("id", image.id), ("status", image.status), ("deleted", bool(image.deleted)),
+        ("stores", ",".join(copy.store for copy in copies) or None), ("size", image.size)]
+    for copy in copies:
+        store = svc.stores.get(copy.store)
+        where = store.location(image.id, copy.attempt) if store is not None else f"{copy.store}: not configured"
+        found.append(("data", where if copy.status == "active" else f"{where} (broken: {copy.error})"))
+    if image.status == "saving" and image.attempt:
+        found.append(("upload", f"attempt {image.attempt} by {image.attempt_host} pid {image.attempt_pid} "
+                                f"into store {image.attempt_store}"))
     return found

@@ -1,10 +1,12 @@
 """Proving stored bytes are still the uploaded ones: re-read, re-hash, compare with the record.
 
-Every image with data (``active`` or ``deactivated``) is read back through the store
-contract, so this works on every driver; its md5 (``checksum``) and its ``os_hash_algo``
-digest are computed again and compared with the record. The read rate can be bounded so
-a run can go on beside production traffic. Corrupt images can be deactivated on the spot
-(a compare-and-set on the data the run read), so nobody downloads bad bytes.
+Every copy of every image with data (``active`` or ``deactivated``) is read back through
+the store contract, so this works on every driver; its md5 (``checksum``) and its
+``os_hash_algo`` digest are computed again and compared with the record. The read rate can
+be bounded so a run can go on beside production traffic. A corrupt copy can be taken out of
+service on the spot, so nobody downloads bad bytes: flagged broken while the image has
+another copy, the image deactivated when it was its only one (compare-and-set on the data
+the run read).
 """
 from __future__ import annotations
 
@@ -15,8 +17,8 @@ import time
 from typing import Callable, Iterable
 
 from imagedata.errors import ImageDataError, ImageDataUnavailable
-from imagedata.models import Image, utcnow
-from imagedata.service import Services
+from imagedata.models import Image, ImageLocation
+from imagedata.service import Services, lifecycle, locations
 from imagedata.stores.base import DataMissing
 
 log = logging.getLogger(__name__)
@@ -56,17 +58,19 @@ class RateLimit:
             self.sleep(ahead)
 
 
-def select_images(store_id: str | None = None, image_id: str | None = None,
-                  project: str | None = None) -> Iterable[Image]:
-    """The images with data, oldest first, narrowed to a store, an image or a project."""
-    query = Image.select().where(Image.status.in_(DATA_STATUSES) & (Image.deleted == False))  # noqa: E712
+def select_copies(store_id: str | None = None, image_id: str | None = None,
+                  project: str | None = None) -> list[ImageLocation]:
+    """The copies of images with data (each with its ``image``), oldest image first, narrowed
+    to a store, an image or a project."""
+    query = (ImageLocation.select(ImageLocation, Image).join(Image)
+             .where(Image.status.in_(DATA_STATUSES) & (Image.deleted == False)))  # noqa: E712
     if store_id is not None:
-        query = query.where(Image.store == store_id)
+        query = query.where(ImageLocation.store == store_id)
     if image_id is not None:
         query = query.where(Image.id == image_id.lower())
     if project is not None:
         query = query.where(Image.owner == project)
-    return query.order_by(Image.created_at, Image.id)
+    return list(query.order_by(Image.created_at, Image.id, ImageLocation.id))
 
 
 def _digests(image: Image):
@@ -76,14 +80,15 @@ def _digests(image: Image):
     return md5, other
 
 
-def check_image(svc: Services, image: Image, limit: RateLimit,
-                on_bytes: Callable[[int], None] = lambda n: None) -> Finding:
-    """Re-read one image's data and compare its size and digests with the record."""
-    finding = Finding(image.id, image.store or "", "ok")
-    store = svc.stores.get(image.store)
+def check_copy(svc: Services, copy: ImageLocation, limit: RateLimit,
+               on_bytes: Callable[[int], None] = lambda n: None) -> Finding:
+    """Re-read one copy of an image and compare its size and digests with the record."""
+    image = copy.image
+    finding = Finding(image.id, copy.store, "ok")
+    store = svc.stores.get(copy.store)
     if store is None:
-        return dataclasses.replace(finding, result="missing", reason=f"store {image.store!r} is not configured")
-    if not image.data_key or image.size is None:
+        return dataclasses.replace(finding, result="missing", reason=f"store {copy.store!r} is not configured")
+    if image.size is None:
         return dataclasses.replace(finding, result="missing", reason="no data recorded")
     if not image.checksum and not image.os_hash_value:
         return dataclasses.replace(finding, result="unreadable", reason="no checksum recorded")
@@ -92,7 +97,7 @@ def check_image(svc: Services, image: Image, limit: RateLimit,
     except ValueError:
         return dataclasses.replace(finding, result="unreadable", reason=f"unknown hash {image.os_hash_algo!r}")
     try:
-        reader = store.open_range(image.id, image.data_key, 0, image.size)
+        reader = store.open_range(image.id, copy.attempt, 0, image.size)
     except DataMissing:
         return dataclasses.replace(finding, result="missing", reason="data missing")
     except ImageDataUnavailable as exc:
@@ -125,38 +130,39 @@ def check_image(svc: Services, image: Image, limit: RateLimit,
     return finding
 
 
-def still_current(image: Image) -> bool:
-    """Whether the image still has the data that was read (not deleted or replaced meanwhile)."""
-    row = Image.get_or_none(Image.id == image.id)
+def still_current(copy: ImageLocation) -> bool:
+    """Whether the copy that was read is still one of the image's (not deleted or replaced)."""
+    row = Image.get_or_none(Image.id == copy.image.id)
     return (row is not None and not row.deleted and row.status in DATA_STATUSES
-            and row.store == image.store and row.data_key == image.data_key)
+            and any(c.id == copy.id and c.attempt == copy.attempt for c in locations.copies_of(row.id)))
 
 
-def deactivate_image(image: Image) -> bool:
-    """Deactivate an active image whose data is corrupt (only if its data is still what was read)."""
-    rows = (Image.update(status="deactivated", updated_at=utcnow())
-            .where((Image.id == image.id) & (Image.status == "active") & (Image.deleted == False)  # noqa: E712
-                   & (Image.data_key == image.data_key))
-            .execute())
-    return rows == 1
+def take_out_of_service(copy: ImageLocation) -> bool:
+    """A corrupt copy serves nobody: flagged broken while the image has another active copy,
+    else the image is deactivated (only if that copy is still its data)."""
+    others = [c for c in locations.copies_of(copy.image.id) if c.id != copy.id and c.status == "active"]
+    if others:
+        return locations.flag_copy(copy, "corrupt: found by verify")
+    return still_current(copy) and lifecycle.set_data_status(copy.image.id, "active", "deactivated")
 
 
-def verify_images(svc: Services, images: Iterable[Image], deactivate: bool = False,
+def verify_images(svc: Services, copies: Iterable[ImageLocation], deactivate: bool = False,
                   max_rate: float | None = None, on_bytes: Callable[[int], None] = lambda n: None,
                   on_finding: Callable[[Finding], None] = lambda f: None) -> list[Finding]:
-    """Check every image; images deleted or replaced while they were read are left out."""
+    """Check every copy; copies deleted or replaced while they were read are left out."""
     limit = RateLimit(max_rate)
     findings = []
-    for image in images:
-        finding = check_image(svc, image, limit, on_bytes)
+    for copy in copies:
+        finding = check_copy(svc, copy, limit, on_bytes)
         if finding.result != "ok":
-            if not still_current(image):
+            if not still_current(copy):
                 continue
-            log.error("verify: image %s in store %s is %s: %s", image.id, finding.store_id, finding.result,
+            log.error("verify: image %s in store %s is %s: %s", finding.image_id, finding.store_id, finding.result,
                       finding.reason)
-            if deactivate and finding.result == "corrupt" and deactivate_image(image):
+            if deactivate and finding.result == "corrupt" and take_out_of_service(copy):
                 finding.deactivated = True
-                log.error("verify: image %s deactivated", image.id)
+                log.error("verify: the copy of image %s in store %s taken out of service", finding.image_id,
+                          finding.store_id)
         findings.append(finding)
         on_finding(finding)
     return findings

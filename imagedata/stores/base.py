@@ -1,11 +1,11 @@
 """The store contract every driver implements; drivers translate their errors into these.
 
-The service layer knows only this contract. An image's data is one object, named by the
-image id and the upload attempt that wrote it. An upload in progress is a writer whose
-``state`` (a short string the driver understands) says what a crash would leave behind;
-the service records it on the image row, so recovery and deletion can clean up from any
-host with ``discard``. Reads are by byte range. Drivers may offer fast paths (a local file
-for sendfile, a name for X-Accel-Redirect) that the download layer asks for.
+The service layer knows only this contract. An image's data is one object per store,
+named by the image id and the upload attempt that wrote it. An upload in progress is a
+writer whose ``state`` (a short string the driver understands) says what a crash would
+leave behind; the service records it on the image row, so that ``remove`` can clean up
+after any attempt from any host. Reads are by byte range; a reader may offer fast paths
+(a local file for sendfile, a name for X-Accel-Redirect) that the download layer asks for.
 """
 from __future__ import annotations
 
@@ -29,12 +29,12 @@ class StoredObject(NamedTuple):
     """One thing found in a store by a scan: final data or an unfinished upload."""
 
     name: str  # how the operator sees it (a file name, an object key)
-    kind: str  # "data" (final), "partial" (an unfinished upload) or "unknown"
+    kind: str  # "data" (final), "unfinished" (an upload not yet committed) or "unknown"
     image_id: str  # "" when the name is not ours
     attempt: str  # the upload attempt that wrote it ("" when unknown)
     size: int
     age_seconds: float
-    state: str = ""  # for partial objects: the writer state that describes it
+    state: str = ""  # for unfinished objects: the writer state that describes it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +43,14 @@ class StoreHealth:
 
     problem: str | None
     free_bytes: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Kept:
+    """The bytes an interrupted attempt kept for a resume: its writer state and their count."""
+
+    state: str
+    size: int
 
 
 def check_image_id(image_id: str) -> str:
@@ -79,7 +87,11 @@ class StoreWriter(Protocol):
     offset: int  # bytes held so far, including a resumed prefix
 
     def write(self, data: memoryview) -> None:
-        """Append bytes; raises StoreFull or StoreUnavailable."""
+        """Append all of ``data``; raises StoreFull or StoreUnavailable.
+
+        The buffer is only lent for the call: the caller refills it as soon as ``write``
+        returns, so a writer that still needs the bytes afterwards must copy them.
+        """
 
     def commit(self) -> None:
         """Make the data durable and visible as the attempt's final object."""
@@ -89,7 +101,7 @@ class StoreWriter(Protocol):
 
     def suspend(self) -> str | None:
         """Keep the bytes written so far durably for a later attempt and return the state
-        that names them (for ``resume_writer`` and ``discard``); None if nothing was kept."""
+        that names them (for ``Kept`` and ``remove``); None if nothing was kept."""
 
     def kept(self) -> Iterator[bytes]:
         """For a resumed writer: the bytes it started with (to recompute digests)."""
@@ -99,9 +111,13 @@ class DataReader(Protocol):
     """An opened byte range of an object: its total size is known before any byte is sent."""
 
     size: int  # the size of the whole stored object
+    accel_name: str | None  # fast path: the name nginx serves the object under (X-Accel-Redirect)
 
     def __iter__(self) -> Iterator[bytes]:
         """The requested bytes, in pieces of at most about 1 MiB."""
+
+    def local_file(self):
+        """Fast path: a real file positioned at the range start (for sendfile), or None."""
 
     def close(self) -> None:
         """Release the file or connection; idempotent."""
@@ -113,31 +129,21 @@ class Store(Protocol):
     store_id: str
     kind: str
 
-    def open_writer(self, image_id: str, attempt: str, expected_size: int | None) -> StoreWriter:
-        """Start writing the data of one upload attempt."""
+    def prepare(self) -> None:
+        """Start-up checks and set-up (a missing folder created, a missing bucket refused)."""
 
-    def resume_writer(self, image_id: str, attempt: str, kept_state: str, kept_size: int,
-                      expected_size: int | None) -> StoreWriter:
-        """Continue what a suspended writer kept, as a new attempt; DataMissing if it is gone."""
+    def open_writer(self, image_id: str, attempt: str, expected_size: int | None,
+                    kept: Kept | None = None) -> StoreWriter:
+        """Start writing the data of one upload attempt, continuing what ``kept`` names (an
+        earlier attempt's suspended bytes) if given; DataMissing if those are gone."""
 
     def open_range(self, image_id: str, attempt: str, start: int, length: int) -> DataReader:
         """Open ``length`` bytes from ``start`` of an attempt's data; DataMissing if absent."""
 
-    def local_file(self, reader: DataReader):
-        """Fast path: a real file positioned at the range start (for sendfile), or None."""
-
-    def accel_name(self, image_id: str, attempt: str) -> str | None:
-        """Fast path: the name nginx serves the data under (X-Accel-Redirect), or None."""
-
-    def delete(self, image_id: str, attempt: str) -> bool:
-        """Remove an attempt's final data; True if something was removed."""
-
-    def discard(self, state: str) -> bool:
-        """Remove what a writer with this ``state`` left behind; True if something was removed."""
-
-    def discard_attempt(self, image_id: str, attempt: str) -> bool:
-        """Remove what an attempt started before its state could be recorded (a crash right
-        after ``open_writer``); True if something was removed."""
+    def remove(self, image_id: str, attempt: str, state: str | None = None) -> bool:
+        """Remove everything one attempt may have left: its final data, its unfinished object
+        (found by name even when no state was recorded), and what ``state`` names (an
+        unfinished upload, kept bytes); True if something was removed."""
 
     def scan(self) -> Iterator[StoredObject]:
         """Everything the store holds, finished or not, for scrubbing and recovery."""

@@ -17,12 +17,17 @@ class FileRange(io.RawIOBase):
 
     mode = "rb"
 
-    def __init__(self, fd: int, start: int, length: int):
+    def __init__(self, fd: int, start: int, length: int, accel_name: str | None = None):
         super().__init__()
+        self.accel_name = accel_name
         self.raw = os.fdopen(fd, "rb", buffering=0)
         self.size = os.fstat(fd).st_size
         self.remaining = length
         self.raw.seek(start)
+
+    def local_file(self) -> "FileRange":
+        """The reader itself: a real file the server can sendfile from."""
+        return self
 
     def readable(self) -> bool:
         """Always readable."""

@@ -15,7 +15,7 @@ import time
 from typing import Iterator
 
 from imagedata.errors import ImageDataUnavailable, StoreFull, StoreUnavailable
-from imagedata.stores.base import (READ_PIECE, CachedHealth, DataMissing, StoreHealth, StoredObject, data_name,
+from imagedata.stores.base import (READ_PIECE, CachedHealth, DataMissing, Kept, StoreHealth, StoredObject, data_name,
                                    split_data_name)
 from imagedata.stores.directio import AlignedAppender
 from imagedata.stores.filerange import FileRange
@@ -25,12 +25,12 @@ FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 FILE_MODE = 0o640
 O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-PARTIAL_SUFFIX = ".part"
+UNFINISHED_SUFFIX = ".part"
 
 
-def partial_name(image_id: str, attempt: str) -> str:
+def unfinished_name(image_id: str, attempt: str) -> str:
     """The hidden temporary file name of one upload attempt."""
-    return f".{data_name(image_id, attempt)}{PARTIAL_SUFFIX}"
+    return f".{data_name(image_id, attempt)}{UNFINISHED_SUFFIX}"
 
 
 def _parse_name(name: str) -> tuple[str, str, str]:
@@ -38,10 +38,10 @@ def _parse_name(name: str) -> tuple[str, str, str]:
     parsed = split_data_name(name)
     if parsed:
         return ("data",) + parsed
-    if name.startswith(".") and name.endswith(PARTIAL_SUFFIX):
-        parsed = split_data_name(name[1:-len(PARTIAL_SUFFIX)])
+    if name.startswith(".") and name.endswith(UNFINISHED_SUFFIX):
+        parsed = split_data_name(name[1:-len(UNFINISHED_SUFFIX)])
         if parsed:
-            return ("partial",) + parsed
+            return ("unfinished",) + parsed
     return "unknown", "", ""
 
 
@@ -49,9 +49,9 @@ class FilesystemWriter:
     """Writes one upload attempt to a temporary file, then renames it into place."""
 
     def __init__(self, store: "FilesystemStore", image_id: str, attempt: str, expected_size: int | None,
-                 kept: tuple[str, int] | None = None):
+                 kept: Kept | None = None):
         self.store = store
-        self.state = partial_name(image_id, attempt)
+        self.state = unfinished_name(image_id, attempt)
         self.final_path = os.path.join(store.root, data_name(image_id, attempt))
         self.temp_path = os.path.join(store.root, self.state)
         self.offset = 0
@@ -63,7 +63,7 @@ class FilesystemWriter:
                 self.fd = os.open(self.temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_NOFOLLOW | O_CLOEXEC,
                                   FILE_MODE)
             else:
-                self._adopt(*kept)
+                self._adopt(kept.state, kept.size)
         except OSError as exc:
             raise store.translate(exc) from None
         try:
@@ -213,17 +213,15 @@ class FilesystemStore:
             return StoreFull(f"Image storage media is full: store '{self.store_id}' has no room for this image.")
         return self._unusable()
 
-    def open_writer(self, image_id: str, attempt: str, expected_size: int | None) -> FilesystemWriter:
-        """Start an upload attempt into a temporary file."""
-        return FilesystemWriter(self, image_id, attempt, expected_size)
-
-    def resume_writer(self, image_id: str, attempt: str, kept_state: str, kept_size: int,
-                      expected_size: int | None) -> FilesystemWriter:
-        """Continue the data an interrupted attempt kept (``kept_state``) under a new attempt."""
-        kind, kept_image, _ = _parse_name(kept_state or "")
-        if kind != "partial" or kept_image != image_id:
-            raise DataMissing(kept_state)
-        return FilesystemWriter(self, image_id, attempt, expected_size, (kept_state, kept_size))
+    def open_writer(self, image_id: str, attempt: str, expected_size: int | None,
+                    kept: Kept | None = None) -> FilesystemWriter:
+        """Start an upload attempt into a temporary file, continuing the file an interrupted
+        attempt kept (``kept``) if given."""
+        if kept is not None:
+            kind, kept_image, _ = _parse_name(kept.state or "")
+            if kind != "unfinished" or kept_image != image_id:
+                raise DataMissing(kept.state)
+        return FilesystemWriter(self, image_id, attempt, expected_size, kept)
 
     def open_range(self, image_id: str, attempt: str, start: int, length: int) -> FileRange:
         """Open a slice of final data read-only, refusing symlinks and non-regular files."""
@@ -241,42 +239,28 @@ class FilesystemStore:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
             raise ImageDataUnavailable("The image data is damaged and cannot be served.")
-        return FileRange(fd, start, length)
+        # nginx serves the file under its name inside the root (the same directory).
+        return FileRange(fd, start, length, accel_name=data_name(image_id, attempt))
 
-    def local_file(self, reader) -> FileRange | None:
-        """The reader itself: it is a real file the server can sendfile from."""
-        return reader if isinstance(reader, FileRange) else None
-
-    def accel_name(self, image_id: str, attempt: str) -> str | None:
-        """The file name inside the root, which nginx serves from the same directory."""
-        return data_name(image_id, attempt)
-
-    def delete(self, image_id: str, attempt: str) -> bool:
-        """Unlink the final data; False when there was none."""
-        return self._unlink(data_name(image_id, attempt))
-
-    def discard(self, state: str) -> bool:
-        """Unlink the temporary file a writer reported as its state (never any other name)."""
-        if _parse_name(state or "")[0] != "partial":
-            return False
-        try:
-            return self._unlink(state)
-        except StoreUnavailable:
-            return False
-
-    def discard_attempt(self, image_id: str, attempt: str) -> bool:
-        """Unlink the attempt's temporary file, named by its image and attempt ids."""
-        return self.discard(partial_name(image_id, attempt))
-
-    def _unlink(self, name: str) -> bool:
-        try:
-            os.unlink(os.path.join(self.root, name))
-        except FileNotFoundError:
-            return False
-        except OSError as exc:
-            raise self.translate(exc) from None
-        self.sync_directory()
-        return True
+    def remove(self, image_id: str, attempt: str, state: str | None = None) -> bool:
+        """Unlink the attempt's final file, its temporary file, and the temporary file of this
+        image that ``state`` names (kept bytes an attempt took over); never any other name."""
+        names = {data_name(image_id, attempt), unfinished_name(image_id, attempt)}
+        kind, state_image, _ = _parse_name(state or "")
+        if kind == "unfinished" and state_image == image_id:
+            names.add(state)
+        removed = False
+        for name in sorted(names):
+            try:
+                os.unlink(os.path.join(self.root, name))
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise self.translate(exc) from None
+            removed = True
+        if removed:
+            self.sync_directory()
+        return removed
 
     def scan(self) -> Iterator[StoredObject]:
         """List every entry of the root with its classification, size and age."""
@@ -292,7 +276,7 @@ class FilesystemStore:
             except OSError:
                 continue
             yield StoredObject(entry.name, kind, image_id, attempt, st.st_size, now - st.st_mtime,
-                               entry.name if kind == "partial" else "")
+                               entry.name if kind == "unfinished" else "")
 
     def remove_object(self, obj: StoredObject) -> bool:
         """Remove one scanned entry (a file name inside the root, never a path)."""

@@ -1,20 +1,22 @@
-"""boto3 plumbing for the S3 store: the client, error translation, writer states, ranged reads.
+"""boto3 plumbing for the S3 store: the client, the bucket handle, writer states, ranged reads.
 
-boto3 is an optional extra (``pip install 'imagedata[s3]'``); it is imported only when an
-S3 store is configured.
+The writer and the reader get an :class:`S3Bucket` (client, bucket, prefix, error
+translation, key naming), never the store. boto3 is an optional extra
+(``pip install 'imagedata[s3]'``); it is imported only when an S3 store is configured.
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
-from typing import TYPE_CHECKING, Iterator
+import logging
+from typing import Iterator
 
 from imagedata.config import ConfigError, S3Config
 from imagedata.errors import StoreFull, StoreUnavailable
-from imagedata.stores.base import READ_PIECE, DataMissing
+from imagedata.stores.base import READ_PIECE, DataMissing, split_data_name
 
-if TYPE_CHECKING:  # the store that owns a writer or a reader
-    from imagedata.stores.s3 import S3Store
+log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 5
 FULL_CODES = {"EntityTooLarge", "QuotaExceeded", "XMinioStorageFull", "InsufficientStorage", "StorageFull"}
@@ -93,32 +95,94 @@ def decode_state(state: str) -> dict | None:
     return {k: str(v) for k, v in value.items() if k in ("key", "upload_id", "kept")}
 
 
+@dataclasses.dataclass(frozen=True)
+class S3Bucket:
+    """One store's place in an S3 service: the client, the bucket and the key prefix."""
+
+    store_id: str
+    client: object
+    name: str
+    prefix: str
+
+    def errors(self, action: str):
+        """A context that turns boto3 errors into domain errors naming the store."""
+        return client_errors(self.store_id, action, FULL_CODES, MISSING_CODES)
+
+    def key_of(self, name: str) -> str:
+        """The object key of a name inside the prefix."""
+        return f"{self.prefix}{name}"
+
+    def image_of(self, key: str) -> str | None:
+        """The image id of a key this service named inside the prefix, else None."""
+        if not key.startswith(self.prefix):
+            return None
+        parsed = split_data_name(key[len(self.prefix):])
+        return parsed[0] if parsed else None
+
+    def delete_key(self, key: str) -> bool:
+        """Delete one object; False when there was none."""
+        try:
+            with self.errors("check data"):
+                self.client.head_object(Bucket=self.name, Key=key)
+        except DataMissing:
+            return False
+        with self.errors("delete data"):
+            self.client.delete_object(Bucket=self.name, Key=key)
+        return True
+
+    def abort_upload(self, key: str, upload_id: str) -> bool:
+        """Abort one multipart upload; False if it was gone or the service did not answer."""
+        try:
+            # Some services answer an abort of an unknown upload with success: ask first.
+            with self.errors("look up an upload"):
+                self.client.list_parts(Bucket=self.name, Key=key, UploadId=upload_id, MaxParts=1)
+            with self.errors("abort an upload"):
+                self.client.abort_multipart_upload(Bucket=self.name, Key=key, UploadId=upload_id)
+            return True
+        except DataMissing:
+            return False
+        except StoreUnavailable as exc:
+            log.warning("store %s: could not abort upload of %s: %s", self.store_id, key, exc.message)
+            return False
+
+    def uploads_on(self, key: str) -> list[str]:
+        """The ids of the multipart uploads open on exactly ``key``."""
+        with self.errors("list uploads"):
+            uploads = self.client.list_multipart_uploads(Bucket=self.name, Prefix=key).get("Uploads", [])
+        return [u["UploadId"] for u in uploads if u["Key"] == key]
+
+
 class S3Range:
     """An opened ranged GET: the object's size is known, the bytes stream on iteration."""
 
-    def __init__(self, store: "S3Store", key: str, start: int, length: int):
-        self.store = store
+    accel_name = None  # nginx cannot serve objects from here
+
+    def __init__(self, bucket: S3Bucket, key: str, start: int, length: int):
+        self.bucket = bucket
         self.length = length
         self.body = None
         self.key = key
-        with store.errors("read data"):
+        with bucket.errors("read data"):
             if length == 0:
-                self.size = store.client.head_object(Bucket=store.cfg.bucket, Key=key)["ContentLength"]
+                self.size = bucket.client.head_object(Bucket=bucket.name, Key=key)["ContentLength"]
                 return
-            reply = store.client.get_object(Bucket=store.cfg.bucket, Key=key,
-                                            Range=f"bytes={start}-{start + length - 1}")
+            reply = bucket.client.get_object(Bucket=bucket.name, Key=key, Range=f"bytes={start}-{start + length - 1}")
         self.body = reply["Body"]
         self.size = int(reply.get("ContentRange", "/").rsplit("/", 1)[1] or reply["ContentLength"])
+
+    def local_file(self):
+        """No local file: the download layer streams the range."""
+        return None
 
     def __iter__(self) -> Iterator[bytes]:
         """The range in pieces of at most S3_PIECE bytes; an early end raises (never a silent
         short body)."""
         remaining = self.length
         while remaining > 0 and self.body is not None:
-            with self.store.errors("read data"):
+            with self.bucket.errors("read data"):
                 data = self.body.read(min(S3_PIECE, remaining))
             if not data:
-                raise StoreUnavailable(f"Store '{self.store.store_id}' ended the data early.")
+                raise StoreUnavailable(f"Store '{self.bucket.store_id}' ended the data early.")
             remaining -= len(data)
             yield data
         self.close()

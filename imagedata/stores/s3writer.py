@@ -16,16 +16,13 @@ import logging
 import queue
 import threading
 import zlib
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
 from imagedata.errors import StoreUnavailable
 from imagedata.stores.base import DataMissing, data_name
-from imagedata.stores.s3client import S3Range, encode_state
+from imagedata.stores.s3client import S3Bucket, S3Range, encode_state
 
 log = logging.getLogger(__name__)
-
-if TYPE_CHECKING:  # the store that owns a writer or a reader
-    from imagedata.stores.s3 import S3Store
 
 MAX_PARTS = 10_000
 MAX_PART = 5 << 30
@@ -102,21 +99,23 @@ class PartSender:
 class S3Writer:
     """One upload attempt as a multipart upload onto the attempt's final key."""
 
-    def __init__(self, store: "S3Store", image_id: str, attempt: str, expected_size: int | None):
-        self.store = store
-        self.key = store.key_of(data_name(image_id, attempt))
+    def __init__(self, bucket: S3Bucket, image_id: str, attempt: str, expected_size: int | None,
+                 base_part_size: int, crc32: bool):
+        self.bucket = bucket
+        self.key = bucket.key_of(data_name(image_id, attempt))
         self.expected = expected_size
         self.offset = 0
         self.parts: list[dict] = []
         self.closed = False
-        self.crc32 = store.cfg.checksum == "crc32"
-        with store.errors("start an upload"):
-            self.upload_id = store.client.create_multipart_upload(
-                Bucket=store.cfg.bucket, Key=self.key, **({"ChecksumAlgorithm": "CRC32"} if self.crc32 else {})
+        self.base_part_size = base_part_size
+        self.crc32 = crc32
+        with bucket.errors("start an upload"):
+            self.upload_id = bucket.client.create_multipart_upload(
+                Bucket=bucket.name, Key=self.key, **({"ChecksumAlgorithm": "CRC32"} if crc32 else {})
             )["UploadId"]
         self.state = encode_state(self.key, self.upload_id)
         self.number = 1
-        self.part_size = part_size_for(store.cfg.part_size, expected_size, 1)
+        self.part_size = part_size_for(base_part_size, expected_size, 1)
         self.spare: list[bytearray] = []  # sent part buffers, to be filled again
         self.buffer = bytearray()  # the part being filled; taken when its first byte comes
         self.filled = 0  # bytes of the current part in self.buffer
@@ -135,7 +134,7 @@ class S3Writer:
         the rest is read back into the part buffer."""
         self.kept_key, self.kept_size = kept_key, kept_size
         self.state = encode_state(self.key, self.upload_id, kept_key)
-        bucket, client = self.store.cfg.bucket, self.store.client
+        bucket, client = self.bucket.name, self.bucket.client
         whole = kept_size // self.part_size
         for number in range(1, whole + 1):
             first = (number - 1) * self.part_size
@@ -148,7 +147,7 @@ class S3Writer:
         self.number = whole + 1
         rest = kept_size - whole * self.part_size
         if rest:
-            for piece in S3Range(self.store, kept_key, whole * self.part_size, rest):
+            for piece in S3Range(self.bucket, kept_key, whole * self.part_size, rest):
                 self._fill(memoryview(piece))
         self.offset = kept_size
 
@@ -163,13 +162,13 @@ class S3Writer:
         """The kept prefix, read back for the digests; the kept object is dropped afterwards."""
         if not getattr(self, "kept_key", None):
             return
-        reader = S3Range(self.store, self.kept_key, 0, self.kept_size)
+        reader = S3Range(self.bucket, self.kept_key, 0, self.kept_size)
         if reader.size != self.kept_size:
             reader.close()
             raise DataMissing(self.kept_key)
         yield from reader
-        with self.store.errors("drop kept data"):
-            self.store.client.delete_object(Bucket=self.store.cfg.bucket, Key=self.kept_key)
+        with self.bucket.errors("drop kept data"):
+            self.bucket.client.delete_object(Bucket=self.bucket.name, Key=self.kept_key)
 
     def write(self, data: memoryview) -> None:
         """Add bytes to the current part; a full part goes to the sender."""
@@ -193,7 +192,7 @@ class S3Writer:
             del body[self.filled:]
         self.sender.put(self.number, body)
         self.number += 1
-        self.part_size = part_size_for(self.store.cfg.part_size, self.expected, self.number)
+        self.part_size = part_size_for(self.base_part_size, self.expected, self.number)
         self.buffer, self.filled = bytearray(), 0
 
     def send_part(self, number: int, body: bytearray) -> None:
@@ -202,7 +201,7 @@ class S3Writer:
         if self.crc32:  # zlib releases the GIL while it sums
             extra["ChecksumCRC32"] = base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode()
         with self._upload_errors("store a part"):
-            reply = self.store.client.upload_part(Bucket=self.store.cfg.bucket, Key=self.key,
+            reply = self.bucket.client.upload_part(Bucket=self.bucket.name, Key=self.key,
                                                   UploadId=self.upload_id, PartNumber=number, Body=body,
                                                   **extra)
         self.parts.append(self._part(number, {**extra, **reply}))
@@ -211,10 +210,10 @@ class S3Writer:
     def _upload_errors(self, action: str):
         """Store errors, where a vanished multipart upload means someone aborted it."""
         try:
-            with self.store.errors(action):
+            with self.bucket.errors(action):
                 yield
         except DataMissing:
-            raise StoreUnavailable(f"Store '{self.store.store_id}': the upload was aborted in the store.") from None
+            raise StoreUnavailable(f"Store '{self.bucket.store_id}': the upload was aborted in the store.") from None
 
     def commit(self) -> None:
         """Send the last part and complete the upload: the object appears whole, at once."""
@@ -225,8 +224,8 @@ class S3Writer:
             self.sender.check()
             parts = sorted(self.parts, key=lambda p: p["PartNumber"])
             with self._upload_errors("finish the upload"):
-                self.store.client.complete_multipart_upload(
-                    Bucket=self.store.cfg.bucket, Key=self.key, UploadId=self.upload_id,
+                self.bucket.client.complete_multipart_upload(
+                    Bucket=self.bucket.name, Key=self.key, UploadId=self.upload_id,
                     MultipartUpload={"Parts": parts})
             self.closed = True
         except BaseException:
@@ -242,7 +241,7 @@ class S3Writer:
         try:
             self.commit()
         except Exception as exc:
-            log.warning("store %s: could not keep a partial upload: %s", self.store.store_id, exc)
+            log.warning("store %s: could not keep the bytes of an interrupted upload: %s", self.bucket.store_id, exc)
             return None
         return encode_state(self.key)
 
@@ -258,4 +257,4 @@ class S3Writer:
         if self.closed:
             return
         self.closed = True
-        self.store.abort_upload(self.key, self.upload_id)
+        self.bucket.abort_upload(self.key, self.upload_id)

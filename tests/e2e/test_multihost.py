@@ -125,7 +125,7 @@ def test_a_dead_host_is_recovered_by_the_other_after_the_lease(cluster, token, s
     image_id = create(hosts["a"], token)
     upload = upload_in_progress(hosts["b"], token, image_id, 64 * MIB, 20, watch=hosts["a"])
     (row,) = db_rows(hosts["a"], f"id = '{image_id}'")
-    assert row["upload_host"] == "host-b" and '"upload_id"' in row["upload_state"]
+    assert row["attempt_host"] == "host-b" and '"upload_id"' in row["attempt_state"]
     killed_at = time.monotonic()
     pids = hosts["b"].kill_all()
     upload.close()

@@ -195,7 +195,7 @@ def test_delete_during_upload_is_410_and_leaves_nothing(srv, token, seaweedfs, b
 def test_kill_9_of_the_worker_is_recovered_and_the_upload_aborted(srv, token, seaweedfs, bucket):
     image_id = create(srv, token)
     upload = upload_in_progress(srv, token, image_id, 4 * PART, 7, extra=[("X-Image-Meta-Store", "s3")])
-    pid = next(r for r in _rows(srv, image_id))["upload_pid"]
+    pid = next(r for r in _rows(srv, image_id))["attempt_pid"]
     os.kill(pid, 9)
     upload.close()
     assert wait_status(srv, token, image_id, ("queued",), timeout=20) == "queued"

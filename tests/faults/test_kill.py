@@ -42,7 +42,7 @@ def _upload_in_thread(srv, token, image_id, seed, size, chunked):
 
 def _lease_pid(srv, image_id):
     rows = db_rows(srv, f"id = '{image_id}'")
-    return rows[0]["upload_pid"] if rows else None
+    return rows[0]["attempt_pid"] if rows else None
 
 
 def _proc_state(pid):
@@ -111,7 +111,7 @@ def run_kill_loop(srv, token, uploads: int, mode: str):
     while db_rows(srv, "status = 'saving'") and time.monotonic() < deadline:
         time.sleep(0.2)
     count("kill: left in saving after start-up recovery, reset by lease expiry", len(late))
-    saving = [(r["id"], r["upload_pid"], r["upload_host"], r["upload_heartbeat"], _proc_state(r["upload_pid"]))
+    saving = [(r["id"], r["attempt_pid"], r["attempt_host"], r["attempt_heartbeat"], _proc_state(r["attempt_pid"]))
               for r in db_rows(srv, "status = 'saving'")]
     assert saving == [], f"images left in saving after recovery (id, pid, host, heartbeat, pid state): {saving}"
     orphans, broken, out = scrub(srv)

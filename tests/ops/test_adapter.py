@@ -10,6 +10,7 @@ import types
 import pytest
 
 from imagedata.server import adapter as server_adapter
+from imagedata.server import body as server_body
 from imagedata.server import drain
 from imagedata.errors import BadRequest
 
@@ -167,24 +168,26 @@ def test_a_cut_upload_is_reported_as_a_restart_and_others_are_not():
                 raise BadRequest("a plain failure stays what it is")
 
 
-def test_gunicorn_bodies_are_recognised_and_their_bytes_counted():
+def test_gunicorn_bodies_are_counted_from_their_own_bookkeeping_and_left_untouched():
     from gunicorn.http.body import Body, LengthReader
     from gunicorn.http.unreader import IterUnreader
 
     body = Body(LengthReader(IterUnreader([b"x" * 1000, b"y" * 500]), 1500))
     environ = {"wsgi.input": body, "CONTENT_LENGTH": "1500"}
-    assert server_adapter.is_server_body(environ) is True
-    assert server_adapter.body_bytes_read(environ) == 0
+    received = server_body.watch_body(environ)
+    assert environ["wsgi.input"] is body  # the direct upload path needs gunicorn's own object
+    assert received() == 0
     assert len(body.read(1200)) == 1200
-    assert 1200 <= server_adapter.body_bytes_read(environ) <= 1500
+    assert 1200 <= received() <= 1500
     body.read()
-    assert server_adapter.body_bytes_read(environ) == 1500
+    assert received() == 1500
 
 
-def test_body_counting_fallback_for_other_streams():
+def test_other_streams_are_wrapped_and_counted():
     import io
 
     environ = {"wsgi.input": io.BytesIO(b"abc"), "CONTENT_LENGTH": "3"}
-    assert server_adapter.is_server_body(environ) is False
-    assert server_adapter.body_bytes_read(environ) is None
-    assert server_adapter.body_bytes_read({}) is None
+    received = server_body.watch_body(environ)
+    assert environ["wsgi.input"].read() == b"abc"
+    assert received() == 3
+    assert server_body.watch_body({})() == 0

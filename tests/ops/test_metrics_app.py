@@ -150,9 +150,9 @@ def test_scrub_and_recovery_findings(app, runner, client, scrape, tmp_path):
 
     (tmp_path / "stores" / "local" / "stray-file").write_bytes(b"x")
     with database.connection_context():
-        Image.create(id=str(uuid.uuid4()), status="saving", owner="p1", store="local",
-                     upload_token=uuid.uuid4().hex, upload_host="elsewhere", upload_pid=1,
-                     upload_heartbeat=utcnow().replace(year=2000))
+        Image.create(id=str(uuid.uuid4()), status="saving", owner="p1", attempt_store="local",
+                     attempt=uuid.uuid4().hex, attempt_host="elsewhere", attempt_pid=1,
+                     attempt_heartbeat=utcnow().replace(year=2000))
     before = scrape()
     assert runner.invoke(args=["recover"]).exit_code == 0
     assert runner.invoke(args=["scrub"]).exit_code == 1

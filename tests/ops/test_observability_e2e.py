@@ -51,7 +51,7 @@ def test_metrics_across_workers_deaths_reloads_restarts_and_commands(tmp_path):
 
         def lease_pid():
             with sqlite3.connect(srv.db_path) as db:
-                return db.execute("SELECT upload_pid FROM image WHERE id = ?", (image_id,)).fetchone()[0]
+                return db.execute("SELECT attempt_pid FROM image WHERE id = ?", (image_id,)).fetchone()[0]
 
         _wait(lambda: lease_pid() is not None)  # the gauge rises just before the lease is taken
         pid = lease_pid()

@@ -16,7 +16,7 @@ import requests
 from tests.e2e import streams
 from imagedata.app import create_app
 from imagedata.db import database
-from imagedata.service.lease import recover_uploads
+from imagedata.service import lifecycle
 from tests.e2e.server import Server
 from tests.ops.helpers import SlowUpload, create, put, show
 
@@ -26,7 +26,7 @@ MIB = streams.MIB
 
 def _status_in_db(srv, image_id) -> tuple:
     with sqlite3.connect(srv.db_path) as db:
-        return db.execute("SELECT status, upload_pid, size FROM image WHERE id = ?", (image_id,)).fetchone()
+        return db.execute("SELECT status, attempt_pid, size FROM image WHERE id = ?", (image_id,)).fetchone()
 
 
 def test_sigterm_finishes_short_uploads_and_cuts_long_ones_cleanly(tmp_path):
@@ -154,7 +154,7 @@ def test_a_paused_upload_is_never_reset_and_a_frozen_one_is(start_server):
 
     def recover_from_elsewhere() -> list:
         with database.connection_context():
-            return recover_uploads(elsewhere)
+            return lifecycle.recover(elsewhere)
 
     image_id = create(srv.url, token)
     upload = SlowUpload(srv.port, token, image_id, 4 * 65536)
@@ -173,7 +173,7 @@ def test_a_paused_upload_is_never_reset_and_a_frozen_one_is(start_server):
     assert frozen.send(65536)
     time.sleep(0.5)
     with sqlite3.connect(srv.db_path) as db:
-        (pid,) = db.execute("SELECT upload_pid FROM image WHERE id = ?", (frozen_id,)).fetchone()
+        (pid,) = db.execute("SELECT attempt_pid FROM image WHERE id = ?", (frozen_id,)).fetchone()
     os.kill(pid, signal.SIGSTOP)
     try:
         time.sleep(5)

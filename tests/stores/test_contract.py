@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from imagedata.stores.base import DataMissing, StoreHealth
+from imagedata.stores.base import DataMissing, Kept, StoreHealth
 
 IMAGE = "0f5e8a4c-1b2d-4e3f-9a8b-7c6d5e4f3a2b"
 OTHER = "1f5e8a4c-1b2d-4e3f-9a8b-7c6d5e4f3a2b"
@@ -84,22 +84,27 @@ def test_abort_leaves_nothing(store):
     assert kinds(store) == []
 
 
-def test_a_crash_leaves_what_the_state_says_and_discard_removes_it(store):
+def test_a_crash_leaves_what_the_state_says_and_remove_takes_it(store):
     writer = write(store, os.urandom(6 << 20), commit=False)
     state = writer.state
     # The process "dies" here: no commit, no abort. Another host knows only the state.
-    partial = [o for o in store.scan() if o.kind == "partial"]
-    assert [(o.image_id, o.attempt, o.state) for o in partial] == [(IMAGE, ATTEMPT, state)]
-    assert store.discard(state) is True
-    assert store.discard(state) is False
+    unfinished = [o for o in store.scan() if o.kind == "unfinished"]
+    assert [(o.image_id, o.attempt, o.state) for o in unfinished] == [(IMAGE, ATTEMPT, state)]
+    assert store.remove(IMAGE, ATTEMPT, state) is True
+    assert store.remove(IMAGE, ATTEMPT, state) is False
     assert kinds(store) == []
 
 
 @pytest.mark.parametrize("state", ["", "garbage", "../../etc/passwd", '{"key": "x", "upload_id": "y"}',
-                                   f".{IMAGE}.{ATTEMPT}", "/etc/passwd"])
-def test_discard_ignores_states_that_are_not_its_own(store, state):
+                                   f".{IMAGE}.{ATTEMPT}", "/etc/passwd", f".{IMAGE}.{ATTEMPT}.part",
+                                   f'{{"key": "{IMAGE}.{ATTEMPT}"}}', f'{{"key": "images/{IMAGE}.{ATTEMPT}"}}'])
+def test_remove_takes_only_what_its_image_and_attempt_name(store, state):
+    """A state naming anything but this image's objects (another image's data, a path, junk)
+    removes nothing else."""
     write(store, b"keep me")
-    assert store.discard(state) is False
+    assert store.remove(OTHER, SECOND, state) is False  # never another image's objects
+    if IMAGE not in state:
+        assert store.remove(IMAGE, SECOND, state) is False
     assert read(store) == b"keep me"
 
 
@@ -115,11 +120,11 @@ def test_two_attempts_never_share_an_object(store):
         store.open_range(IMAGE, ATTEMPT, 0, 0)
 
 
-def test_delete_reports_whether_there_was_data(store):
+def test_remove_reports_whether_there_was_data(store):
     write(store, b"data")
     write(store, b"other", image=OTHER)
-    assert store.delete(IMAGE, ATTEMPT) is True
-    assert store.delete(IMAGE, ATTEMPT) is False
+    assert store.remove(IMAGE, ATTEMPT) is True
+    assert store.remove(IMAGE, ATTEMPT) is False
     with pytest.raises(DataMissing):
         store.open_range(IMAGE, ATTEMPT, 0, 0)
     assert read(store, image=OTHER) == b"other"
@@ -134,7 +139,7 @@ def test_scan_and_remove_every_kind(store):
     write(store, b"final")
     pending = write(store, b"pending", image=OTHER, commit=False)
     found = {(o.kind, o.image_id) for o in store.scan()}
-    assert found == {("data", IMAGE), ("partial", OTHER)}
+    assert found == {("data", IMAGE), ("unfinished", OTHER)}
     for obj in store.scan():
         assert store.remove_object(obj) is True
     assert kinds(store) == []
@@ -166,7 +171,7 @@ def test_suspend_keeps_the_prefix_and_a_new_attempt_continues_it(store):
     writer = write(store, data[:cut], expected=len(data), commit=False)
     kept = writer.suspend()
     assert kept
-    resumed = store.resume_writer(IMAGE, SECOND, kept, cut, len(data))
+    resumed = store.open_writer(IMAGE, SECOND, len(data), Kept(kept, cut))
     assert resumed.offset == cut
     assert b"".join(resumed.kept()) == data[:cut]
     resumed.write(memoryview(data[cut:]))
@@ -179,33 +184,34 @@ def test_a_resumed_writer_can_be_suspended_again_or_aborted(store):
     data = os.urandom(9 << 20)
     first = write(store, data[:3 << 20], expected=len(data), commit=False)
     kept = first.suspend()
-    second = store.resume_writer(IMAGE, SECOND, kept, 3 << 20, len(data))
+    second = store.open_writer(IMAGE, SECOND, len(data), Kept(kept, 3 << 20))
     assert b"".join(second.kept()) == data[:3 << 20]
     second.write(memoryview(data[3 << 20:6 << 20]))
     kept = second.suspend()
-    third = store.resume_writer(IMAGE, "c" * 32, kept, 6 << 20, len(data))
+    third = store.open_writer(IMAGE, "c" * 32, len(data), Kept(kept, 6 << 20))
     assert b"".join(third.kept()) == data[:6 << 20]
     third.abort()
     assert kinds(store) == []
 
 
-def test_kept_data_is_discarded_by_its_state(store):
+def test_kept_data_is_removed_with_its_attempt(store):
     writer = write(store, os.urandom(2 << 20), expected=4 << 20, commit=False)
     kept = writer.suspend()
-    assert store.discard(kept) is True
+    assert store.remove(IMAGE, ATTEMPT, kept) is True
     assert kinds(store) == []
     with pytest.raises(DataMissing):
-        store.resume_writer(IMAGE, SECOND, kept, 2 << 20, 4 << 20)
+        store.open_writer(IMAGE, SECOND, 4 << 20, Kept(kept, 2 << 20))
 
 
 def test_resume_refuses_a_wrong_size_or_another_image(store):
     writer = write(store, b"k" * 1000, expected=5000, commit=False)
     kept = writer.suspend()
     with pytest.raises(DataMissing):
-        store.resume_writer(OTHER, SECOND, kept, 1000, 5000)
+        store.open_writer(OTHER, SECOND, 5000, Kept(kept, 1000))
     with pytest.raises(DataMissing):
-        store.resume_writer(IMAGE, SECOND, kept, 2000, 5000)
-    store.discard(kept)
+        store.open_writer(IMAGE, SECOND, 5000, Kept(kept, 2000))
+    store.remove(IMAGE, ATTEMPT, kept)
+    assert kinds(store) == []
 
 
 def test_nothing_written_keeps_nothing(store):
@@ -217,7 +223,45 @@ def test_nothing_written_keeps_nothing(store):
 def test_an_attempt_that_died_before_its_state_was_recorded_is_found_by_its_ids(store):
     writer = write(store, os.urandom(6 << 20), commit=False)  # "crash": the state never reached the row
     assert writer.state
-    assert store.discard_attempt(IMAGE, SECOND) is False  # another attempt's: nothing
-    assert store.discard_attempt(IMAGE, ATTEMPT) is True
-    assert store.discard_attempt(IMAGE, ATTEMPT) is False
+    assert store.remove(IMAGE, SECOND) is False  # another attempt's: nothing
+    assert store.remove(IMAGE, ATTEMPT) is True
+    assert store.remove(IMAGE, ATTEMPT) is False
     assert kinds(store) == []
+
+
+def test_a_resume_that_died_before_its_state_was_recorded_is_removed_whole(store):
+    """The row still names the kept bytes while the new attempt takes them over: removing the
+    new attempt with that state leaves nothing (no unfinished upload, no kept object)."""
+    data = os.urandom(7 << 20)
+    first = write(store, data[:6 << 20], expected=len(data), commit=False)
+    kept = first.suspend()
+    second = store.open_writer(IMAGE, SECOND, len(data), Kept(kept, 6 << 20))
+    second.write(memoryview(data[6 << 20:]))
+    # "crash": no commit, no abort, the row never learned the new writer's state
+    assert store.remove(IMAGE, SECOND, kept) is True
+    assert kinds(store) == []
+
+
+def test_a_writer_copies_what_it_keeps_past_the_write_call(store):
+    """``write`` only borrows its buffer: the caller refills it at once."""
+    pieces = [os.urandom((1 << 20) + 17) for _ in range(7)]
+    writer = store.open_writer(IMAGE, ATTEMPT, None)
+    buffer = bytearray(max(len(p) for p in pieces))
+    for piece in pieces:
+        buffer[:len(piece)] = piece
+        writer.write(memoryview(buffer)[:len(piece)])
+        buffer[:] = b"\xff" * len(buffer)  # reused as soon as write returns
+    writer.commit()
+    assert read(store) == b"".join(pieces)
+
+
+def test_readers_say_which_fast_paths_they_offer(store):
+    write(store, b"fast")
+    reader = store.open_range(IMAGE, ATTEMPT, 0, 4)
+    try:
+        local = reader.local_file()
+        assert local is None or local.fileno() >= 0
+        assert reader.accel_name is None or reader.accel_name == f"{IMAGE}.{ATTEMPT}"
+        assert (local is None) == (store.kind == "s3") and (reader.accel_name is None) == (store.kind == "s3")
+    finally:
+        reader.close()

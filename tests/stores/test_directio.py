@@ -7,6 +7,7 @@ import os
 import pytest
 
 from imagedata.stores import directio
+from imagedata.stores.base import Kept
 from imagedata.stores.filesystem import FilesystemStore
 
 IMAGE = "0f5e8a4c-1b2d-4e3f-9a8b-7c6d5e4f3a2b"
@@ -89,7 +90,7 @@ def test_resume_continues_mid_block(store, cut):
     writer.write(memoryview(DATA[:cut]))
     state = writer.suspend()
     assert os.path.getsize(os.path.join(store.root, state)) == cut  # the padding is cut off
-    resumed = store.resume_writer(IMAGE, SECOND, state, cut, len(DATA))
+    resumed = store.open_writer(IMAGE, SECOND, len(DATA), Kept(state, cut))
     assert b"".join(resumed.kept()) == DATA[:cut]
     for piece in odd_pieces(DATA[cut:], 777_777):
         resumed.write(piece)

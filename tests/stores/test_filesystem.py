@@ -30,7 +30,7 @@ def test_write_commit_read(store):
     writer.commit()
     assert names(store) == [f"{IMAGE}.{ATTEMPT}"]
     reader = store.open_range(IMAGE, ATTEMPT, 0, 10)
-    assert store.local_file(reader) is reader and reader.fileno() >= 0
+    assert reader.local_file() is reader and reader.fileno() >= 0
     assert reader.read() == b"0123456789"
     reader.close()
 
@@ -91,15 +91,7 @@ def test_only_canonical_ids_become_paths(store, bad_id):
     with pytest.raises(ValueError):
         store.open_range(bad_id, ATTEMPT, 0, 0)
     with pytest.raises(ValueError):
-        store.delete(bad_id, ATTEMPT)
-
-
-def test_delete(store):
-    writer = store.open_writer(IMAGE, ATTEMPT, None)
-    writer.commit()
-    assert store.delete(IMAGE, ATTEMPT) is True
-    assert store.delete(IMAGE, ATTEMPT) is False
-    assert names(store) == []
+        store.remove(bad_id, ATTEMPT)
 
 
 def test_scan_classifies_entries(store):
@@ -108,7 +100,7 @@ def test_scan_classifies_entries(store):
     open(os.path.join(store.root, "stray.txt"), "w").close()
     found = {(o.name, o.kind, o.image_id, o.attempt) for o in store.scan()}
     assert found == {(f"{IMAGE}.{ATTEMPT}", "data", IMAGE, ATTEMPT),
-                     (f".{IMAGE}.{'b' * 32}.part", "partial", IMAGE, "b" * 32),
+                     (f".{IMAGE}.{'b' * 32}.part", "unfinished", IMAGE, "b" * 32),
                      ("stray.txt", "unknown", "", "")}
 
 

@@ -104,8 +104,8 @@ def test_an_unreachable_endpoint_is_unavailable_quickly():
 def test_health_is_cached_for_a_few_seconds(seaweedfs, contract_bucket):
     store = make_s3_store(seaweedfs, contract_bucket, "cached")
     calls = []
-    real = store.client.head_bucket
-    store.client.head_bucket = lambda **kw: calls.append(kw) or real(**kw)
+    real = store.bucket.client.head_bucket
+    store.bucket.client.head_bucket = lambda **kw: calls.append(kw) or real(**kw)
     for _ in range(50):
         assert store.health().problem is None
     assert len(calls) <= 1
@@ -118,18 +118,18 @@ def test_stores_sharing_a_bucket_never_see_each_others_objects(seaweedfs, contra
     write(inner, b"inner")
     pending = write(inner, b"half", image="1f5e8a4c-1b2d-4e3f-9a8b-7c6d5e4f3a2b", commit=False)
     assert kinds(outer) == [("data", IMAGE, ATTEMPT)]
-    assert sorted(k[0] for k in kinds(inner)) == ["data", "partial"]
+    assert sorted(k[0] for k in kinds(inner)) == ["data", "unfinished"]
     for obj in outer.scan():
         outer.remove_object(obj)
-    assert sorted(k[0] for k in kinds(inner)) == ["data", "partial"]
-    assert outer.discard(pending.state) is False  # another store's upload
+    assert sorted(k[0] for k in kinds(inner)) == ["data", "unfinished"]
+    assert outer.remove("1f5e8a4c-1b2d-4e3f-9a8b-7c6d5e4f3a2b", ATTEMPT, pending.state) is False  # another store's
     pending.abort()
 
 
 def sent_part_headers(store) -> list[dict]:
     """Record the x-amz-* headers of every UploadPart request the store's client sends."""
     seen = []
-    store.client.meta.events.register(
+    store.bucket.client.meta.events.register(
         "before-send.s3.UploadPart",
         lambda request, **_: seen.append({k.lower(): v.decode() if isinstance(v, bytes) else v
                                           for k, v in request.headers.items()
