@@ -317,10 +317,6 @@ def validate(settings: Settings) -> None:
         raise ConfigError(f"IMAGEDATA_UPLOAD_LEASE_SECONDS ({settings.upload_lease_seconds}) must be at least "
                           f"IMAGEDATA_UPLOAD_IDLE_TIMEOUT ({settings.upload_idle_timeout:g}) plus "
                           f"{LEASE_MARGIN_SECONDS} seconds, or a paused upload could be taken for a dead one")
-    if settings.upload_lease_seconds < settings.web_download_idle_timeout + LEASE_MARGIN_SECONDS:
-        raise ConfigError(f"IMAGEDATA_UPLOAD_LEASE_SECONDS ({settings.upload_lease_seconds}) must be at least "
-                          f"IMAGEDATA_WEB_DOWNLOAD_IDLE_TIMEOUT ({settings.web_download_idle_timeout:g}) plus "
-                          f"{LEASE_MARGIN_SECONDS} seconds, or a waiting web-download could be taken for a dead one")
     if settings.auth not in AUTH_MODES:
         raise ConfigError(f"IMAGEDATA_AUTH must be one of {', '.join(AUTH_MODES)}")
     if settings.hash_algo not in HASH_ALGORITHMS:
