@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 import pytest
 
+from imagedata.service.digest import ParallelDigest
 from imagedata.service.webfetch import (ConnectionLost, IdleTimeout, RemoteHTTPError, SourceRestarted,
                                         SourceTooLarge, SourceUnstable, open_url)
 from tests.webfetch.conftest import MIB, allowing, read_all
@@ -74,20 +75,21 @@ def test_restarts_are_bounded(origins, data):
     assert len(origin.connections) == 4  # the first, two restarts, and the answer that ended it
 
 
-def test_restart_signal_lets_the_caller_reset_its_digest(origins, data):
-    """The loop an import runs: one digest per start, the last one is of the right bytes."""
+def test_restart_signal_lets_the_caller_reset_its_digests(origins, data):
+    """The loop an import runs: the upload's threaded digests over the reused buffers,
+    new digests at each start; the last ones are of the right bytes."""
     new = data[::-1]
-    origin = origins(data, reset_every=4 * MIB, resets=1, changed=(new, '"v2"'))
+    origin = origins(data, reset_every=4 * MIB, resets=1, changed=(new, '"v2"'), sndbuf=SNDBUF)
     with open_url(origin.url(), allowing(origin), idle_timeout=5) as source:
         while True:
-            digest = hashlib.sha256()
+            digest = ParallelDigest("sha512")
             try:
-                for piece in source.pieces(MIB, settle=lambda n: None):
+                for piece in source.pieces(MIB, settle=digest.wait_backlog):
                     digest.update(piece)
                 break
             except SourceRestarted:
-                continue
-    assert digest.hexdigest() == hashlib.sha256(new).hexdigest()
+                digest.close()
+    assert digest.finish() == (hashlib.md5(new).hexdigest(), hashlib.sha512(new).hexdigest())
 
 
 @pytest.mark.parametrize("status,reason", [(404, "Not Found"), (500, "Internal Server Error"),
