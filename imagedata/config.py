@@ -19,6 +19,9 @@ AUTH_MODES = ("token", "trusted-headers", "noauth", "keystone")
 # growth during an upload near 22 MB; 16 MiB parts made it 38 MB, for no measurable speed.
 DEFAULT_PART_SIZE = 8 << 20
 LOG_FORMATS = ("text", "json")
+# A DNS name: letters, digits, hyphens and (seen in the wild) underscores, dot-separated.
+_LABEL = r"(?!-)[a-z0-9_-]{1,63}(?<!-)"
+HOST_NAME_RE = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*\.?$")
 # Glance's hashing_algorithm: any hashlib algorithm; these are the guaranteed ones with a
 # fixed-length digest (shake_* need a length for hexdigest(), which no client passes).
 HASH_ALGORITHMS = tuple(sorted(a for a in hashlib.algorithms_guaranteed if not a.startswith("shake_")))
@@ -81,6 +84,10 @@ class Settings:
     log_format: str = "text"
     # Networks whose clients may read /metrics without an admin token.
     metrics_allow: tuple = ()
+    # web-download: the ports it may connect to, and (when set) the only hosts it may fetch.
+    web_download_allowed_ports: tuple = (80, 443)
+    web_download_allowed_hosts: tuple = ()  # AllowedHost entries
+    web_download_idle_timeout: float = 60.0
 
     def store(self, store_id: str) -> StoreConfig | None:
         """The configured store with this exact id, if any."""
@@ -204,6 +211,47 @@ def parse_networks(name: str, value: str) -> tuple:
     return tuple(networks)
 
 
+@dataclasses.dataclass(frozen=True)
+class AllowedHost:
+    """One IMAGEDATA_WEB_DOWNLOAD_ALLOWED_HOSTS entry: a host name or a network, maybe a port."""
+
+    name: str = ""  # a DNS name, lower case; or "" for a network entry
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None
+    port: int | None = None  # None: any of IMAGEDATA_WEB_DOWNLOAD_ALLOWED_PORTS
+
+
+def parse_ports(name: str, value: str, default: tuple) -> tuple:
+    """A comma-separated list of TCP ports (``80,443``); empty gives ``default``."""
+    ports = []
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        if not part.isdigit() or not 0 < int(part) < 65536:
+            raise ConfigError(f"{name}: {part!r} is not a TCP port")
+        ports.append(int(part))
+    return tuple(ports) or default
+
+
+def parse_allowed_hosts(name: str, value: str) -> tuple:
+    """``mirror.example.org, mirror2:8080, 10.0.0.0/8, 192.0.2.7:8000, [2001:db8::7]:80``."""
+    entries = []
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        host, port = part, None
+        match = re.match(r"^\[([^\]]+)\](?::(\d+))?$", part) or re.match(r"^([^:]+):(\d+)$", part)
+        if match:
+            host, port = match.group(1), match.group(2) and int(match.group(2))
+            if port is not None and not 0 < port < 65536:
+                raise ConfigError(f"{name}: {part!r} has a port out of range")
+        try:
+            entries.append(AllowedHost(network=ipaddress.ip_network(host, strict=False), port=port))
+            continue
+        except ValueError:
+            pass
+        host = host.lower().rstrip(".")
+        if not HOST_NAME_RE.match(host):
+            raise ConfigError(f"{name}: {part!r} is not a host name, host:port, address or network")
+        entries.append(AllowedHost(name=host, port=port))
+    return tuple(entries)
+
+
 def _boot_id() -> str:
     try:
         with open("/proc/sys/kernel/random/boot_id") as f:
@@ -249,6 +297,11 @@ def load_settings(env: dict | None = None, **overrides) -> Settings:
         keystone_config=(env.get("IMAGEDATA_KEYSTONE_CONFIG") or "").strip(),
         log_format=(env.get("IMAGEDATA_LOG_FORMAT") or "text").strip().lower(),
         metrics_allow=parse_networks("IMAGEDATA_METRICS_ALLOW", env.get("IMAGEDATA_METRICS_ALLOW") or ""),
+        web_download_allowed_ports=parse_ports("IMAGEDATA_WEB_DOWNLOAD_ALLOWED_PORTS",
+                                               env.get("IMAGEDATA_WEB_DOWNLOAD_ALLOWED_PORTS") or "", (80, 443)),
+        web_download_allowed_hosts=parse_allowed_hosts("IMAGEDATA_WEB_DOWNLOAD_ALLOWED_HOSTS",
+                                                       env.get("IMAGEDATA_WEB_DOWNLOAD_ALLOWED_HOSTS") or ""),
+        web_download_idle_timeout=float(_int(env, "IMAGEDATA_WEB_DOWNLOAD_IDLE_TIMEOUT", 60, minimum=1)),
     )
     values.update(overrides)
     settings = Settings(**values)
