@@ -66,19 +66,23 @@ def link_key(settings: Settings) -> bytes:
         raise ServiceUnavailable("Download links are off: set IMAGEDATA_LINK_SECRET (the same on every host) "
                                  "to enable them on a deployment with a shared database.")
     path = os.path.join(settings.data_dir, KEY_FILE)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_urlsafe(32))
-            f.flush()
-            os.fsync(f.fileno())
+    if not os.path.exists(path):
+        # Written whole under a temporary name, then linked into place: a worker racing this
+        # one either wins or reads the winner's key, never half a file.
+        temporary = f"{path}.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(32))
+                f.flush()
+                os.fsync(f.fileno())
+            os.link(temporary, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(temporary)
     with open(path) as f:
         key = f.read().strip()
-    if len(key) < 32:  # a key file still being written by another worker
-        raise ServiceUnavailable("The download-link key is being created; try again.")
     return key.encode()
 
 
