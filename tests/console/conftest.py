@@ -6,7 +6,6 @@ import pytest
 from tests.console.browser import Shots, launch
 from tests.helpers import skip_or_fail
 
-LINK_SECRET = "console-tests-link-secret-0123456789abcdef"
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 // One image: every attribute, its properties (edited with Key/Value and Save), name, tags and
 // visibility, the Download link, deactivate/reactivate, delete, and its members.
 import { api, imagePath, patchImage, session } from "./api.js";
-import { bytes, confirmDialog, field, h, notify, show, when } from "./dom.js";
+import { bytes, confirmDialog, field, flash, h, notify, show, when } from "./dom.js";
 import { membersSection } from "./members.js";
 
 // Glance's own attributes; every other key of an image is a property.
@@ -48,8 +48,8 @@ async function actions(image, mine) {
       if (!await confirmDialog(`Delete image "${image.name || image.id}" and its data? This cannot be undone.`, "Delete")) return;
       try {
         await api("DELETE", imagePath(image.id));
+        flash(`Image "${image.name || image.id}" deleted.`);
         location.hash = "#/images";
-        notify(`Image "${image.name || image.id}" deleted.`, "info");
       } catch (error) { notify(error.message); }
     } }, "Delete"));
   }
@@ -58,6 +58,7 @@ async function actions(image, mine) {
 
 function actionButton(image, action, label) {
   return h("button", { type: "button", className: "secondary", onclick: async () => {
+    notify("");
     try {
       await api("POST", `${imagePath(image.id)}/actions/${action}`);
       await detailView(image.id);
@@ -95,6 +96,7 @@ function editForm(image, properties, mine) {
 
   const form = h("form", { onsubmit: async (event) => {
     event.preventDefault();
+    notify("");
     const ops = [];
     if (name.value !== (image.name || "")) ops.push({ op: "replace", path: "/name", value: name.value });
     const newTags = [...new Set(tags.value.split(",").map((t) => t.trim()).filter(Boolean))];

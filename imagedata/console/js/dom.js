@@ -33,6 +33,17 @@ export function show(...children) {
   if (heading) { heading.tabIndex = -1; heading.focus({ preventScroll: true }); }
 }
 
+let flashed = "";
+
+/** A notice for the page shown next (after a change of address). */
+export function flash(message) { flashed = message; }
+
+/** Show the flashed notice, if any, or clear the alert region (each new page). */
+export function showFlashed() {
+  notify(flashed, "info");
+  flashed = "";
+}
+
 /** Show an error (or, with kind "info", a notice) in the alert region. */
 export function notify(message, kind = "error") {
   const box = document.getElementById("alert");

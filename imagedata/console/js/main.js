@@ -1,6 +1,6 @@
 // The console's entry point: find out how to sign in, then route #/... to the views.
 import { api, session, ApiError } from "./api.js";
-import { h, notify, show } from "./dom.js";
+import { h, notify, showFlashed } from "./dom.js";
 import { signInView } from "./signin.js";
 import { imagesView } from "./images.js";
 import { detailView } from "./detail.js";
@@ -67,7 +67,7 @@ function signOut() {
 /** Show the view of the current #/... address. */
 export async function route() {
   if (!session.me) return;
-  notify("");
+  showFlashed();
   for (const link of document.querySelectorAll("nav a")) {
     if (location.hash.startsWith(link.getAttribute("href"))) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");

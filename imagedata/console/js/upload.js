@@ -1,6 +1,6 @@
 // The upload form and the transfers panel (which stays on screen while you browse).
 import { api, session } from "./api.js";
-import { bytes, duration, field, h, notify, show } from "./dom.js";
+import { bytes, duration, field, flash, h, notify, show } from "./dom.js";
 import { DISK_FORMATS, sniffDiskFormat } from "./sniff.js";
 import { Upload, findResumable } from "./uploader.js";
 
@@ -40,7 +40,7 @@ async function startUpload(file, name, diskFormat) {
   let image, offset = 0;
   if (earlier) {
     ({ image, offset } = earlier);
-    notify(`Continuing the earlier upload of "${name}" from ${bytes(offset)}.`, "info");
+    flash(`Continuing the earlier upload of "${name}" from ${bytes(offset)}.`);
   } else {
     image = await api("POST", "/v2/images", { json: { name, disk_format: diskFormat, container_format: "bare" } });
   }
