@@ -10,7 +10,8 @@ from flask import Flask, g, request
 from werkzeug.http import HTTP_STATUS_CODES
 
 from imagedata import logs, metrics
-from imagedata.api import data, health, images, info, members, openapi, schema_docs, versions
+from imagedata.api import console, data, health, images, info, links, members, openapi, schema_docs, versions
+from imagedata.api.cors import wrap_cors
 from imagedata.api.connection import CloseAfterRefusedBody
 from imagedata.api.errors import register_error_handlers
 from imagedata.api.inputs import register_input_checks
@@ -50,11 +51,13 @@ def create_app(env: dict | None = None, **overrides) -> Flask:
                                                             settings.data_admin_only), stores)
     register_request_hooks(app)
     register_input_checks(app)
-    for blueprint in (versions.bp, health.bp, openapi.bp, images.bp, data.bp, members.bp, info.bp, schema_docs.bp):
+    for blueprint in (versions.bp, health.bp, openapi.bp, images.bp, data.bp, links.bp, members.bp, info.bp,
+                      schema_docs.bp, console.bp, console.api_bp):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     register_commands(app)
-    app.wsgi_app = versions.VersionPrefixMiddleware(CloseAfterRefusedBody(wrap_wsgi(app.wsgi_app, settings)))
+    app.wsgi_app = wrap_cors(versions.VersionPrefixMiddleware(CloseAfterRefusedBody(wrap_wsgi(app.wsgi_app, settings))),
+                             settings.cors_allowed_origins)
     register_observer(app)
     if settings.auth == "noauth":
         app.before_request(refuse_remote_peer)
@@ -91,7 +94,7 @@ def configure_logging(env: dict | None, settings: Settings) -> None:
     for store in settings.stores:
         if store.s3 is not None:
             logs.register_secrets(store.s3.access_key, store.s3.secret_key)
-    logs.register_secrets(urlsplit(settings.database_url).password)
+    logs.register_secrets(urlsplit(settings.database_url).password, settings.link_secret or None)
 
 
 def check_noauth_binding(settings: Settings, env: dict | None) -> None:

@@ -88,6 +88,11 @@ class Settings:
     web_download_allowed_ports: tuple = (80, 443)
     web_download_allowed_hosts: tuple = ()  # AllowedHost entries
     web_download_idle_timeout: float = 60.0
+    # Browser origins (scheme://host[:port]) allowed to call the API (CORS); "*": any.
+    cors_allowed_origins: tuple = ()
+    # Key of the signed download links (empty: a random key kept in the data folder).
+    link_secret: str = dataclasses.field(default="", repr=False)
+    link_max_seconds: int = 86400
 
     def store(self, store_id: str) -> StoreConfig | None:
         """The configured store with this exact id, if any."""
@@ -252,6 +257,19 @@ def parse_allowed_hosts(name: str, value: str) -> tuple:
     return tuple(entries)
 
 
+def parse_origins(value: str) -> tuple[str, ...]:
+    """IMAGEDATA_CORS_ALLOWED_ORIGINS: ``https://a.example, http://b.example:8080`` (or ``*``)."""
+    origins = []
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        parts = urlsplit(part)
+        if part != "*" and (parts.scheme not in ("http", "https") or not parts.netloc
+                            or parts.path not in ("", "/") or parts.query or parts.fragment):
+            raise ConfigError(f"IMAGEDATA_CORS_ALLOWED_ORIGINS: {part!r} is not an origin "
+                              "(scheme://host[:port], as the browser sends it)")
+        origins.append(part.rstrip("/").lower())
+    return tuple(origins)
+
+
 def _boot_id() -> str:
     try:
         with open("/proc/sys/kernel/random/boot_id") as f:
@@ -302,6 +320,9 @@ def load_settings(env: dict | None = None, **overrides) -> Settings:
         web_download_allowed_hosts=parse_allowed_hosts("IMAGEDATA_WEB_DOWNLOAD_ALLOWED_HOSTS",
                                                        env.get("IMAGEDATA_WEB_DOWNLOAD_ALLOWED_HOSTS") or ""),
         web_download_idle_timeout=float(_int(env, "IMAGEDATA_WEB_DOWNLOAD_IDLE_TIMEOUT", 60, minimum=1)),
+        cors_allowed_origins=parse_origins(env.get("IMAGEDATA_CORS_ALLOWED_ORIGINS") or ""),
+        link_secret=(env.get("IMAGEDATA_LINK_SECRET") or "").strip(),
+        link_max_seconds=_int(env, "IMAGEDATA_LINK_MAX_SECONDS", 86400, minimum=1),
     )
     values.update(overrides)
     settings = Settings(**values)
@@ -324,5 +345,8 @@ def validate(settings: Settings) -> None:
     if settings.auth == "keystone" and not settings.keystone_config:
         raise ConfigError("IMAGEDATA_AUTH=keystone needs IMAGEDATA_KEYSTONE_CONFIG: the file with the "
                           "[keystone_authtoken] section")
+    if settings.link_secret and len(settings.link_secret) < 32:
+        raise ConfigError("IMAGEDATA_LINK_SECRET must be at least 32 characters (e.g. the output of "
+                          "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
     if settings.log_format not in LOG_FORMATS:
         raise ConfigError(f"IMAGEDATA_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}")

@@ -73,12 +73,21 @@ def upload_data(image_id):
 @no_body
 def download_data(image_id):
     """GET (and HEAD) /v2/images/{id}/file: 200, 206, 204 or 304, streamed with sendfile."""
-    req = download.DownloadRequest(image_id=image_id, range=request.headers.get("Range"),
-                                   content_range=request.headers.get("Content-Range"),
-                                   if_range=request.headers.get("If-Range"),
-                                   if_none_match=request.headers.get("If-None-Match"),
-                                   prefer=request.args.get("prefer"), head=request.method == "HEAD")
-    plan = download.prepare_download(services(), current_caller(), req)
+    plan = download.prepare_download(services(), current_caller(), download_request(image_id))
+    return download_response(plan)
+
+
+def download_request(image_id: str) -> download.DownloadRequest:
+    """The headers of this GET or HEAD that shape a download (also used by signed links)."""
+    return download.DownloadRequest(image_id=image_id, range=request.headers.get("Range"),
+                                    content_range=request.headers.get("Content-Range"),
+                                    if_range=request.headers.get("If-Range"),
+                                    if_none_match=request.headers.get("If-None-Match"),
+                                    prefer=request.args.get("prefer"), head=request.method == "HEAD")
+
+
+def download_response(plan: download.Download) -> Response:
+    """The response of a resolved download (also used by signed links)."""
     response = Response(status=plan.status, headers=plan.headers)
     if plan.body is not None:
         response.response = _body_of(plan, response)

@@ -13,7 +13,7 @@ VERSIONS = (("v2.15", "SUPPORTED"), ("v2.13", "SUPPORTED"), ("v2.12", "SUPPORTED
             ("v2.3", "SUPPORTED"), ("v2.2", "SUPPORTED"), ("v2.1", "SUPPORTED"), ("v2.0", "SUPPORTED"))
 # URL prefixes routed to the one v2 API (all listed versions, plus plain v2).
 ACCEPTED_PREFIXES = {"v2"} | {version for version, _ in VERSIONS}
-OWN_FIRST_SEGMENTS = {"", "versions", "healthcheck", "metrics", "v2"}
+OWN_FIRST_SEGMENTS = {"", "versions", "healthcheck", "metrics", "v2", "console"}
 
 
 def versions_document():

@@ -12,11 +12,14 @@ from flask.cli import FlaskGroup, with_appcontext
 from imagedata import metrics
 from imagedata.cli.verify import verify
 from imagedata.db import database
+from imagedata.errors import ImageDataError
 from imagedata.migrations import SchemaError, check_schema, sync_schema
 from imagedata.service import lifecycle
 from imagedata.service.quotas import set_quota, usage_report
 from imagedata.service.scrub import locate as find_image_data
 from imagedata.service.scrub import scrub as run_scrub
+from imagedata.service.links import Issuer, create_link
+from imagedata.policy import Caller
 from imagedata.service.tokens import create_token, list_tokens, revoke_token
 
 
@@ -46,6 +49,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(scrub)
     app.cli.add_command(locate)
     app.cli.add_command(verify)
+    app.cli.add_command(link)
 
 
 @click.command("db-sync")
@@ -202,3 +206,30 @@ def locate(image_id):
         raise click.ClickException(f"no image {image_id}")
     for key, value in found:
         click.echo(f"{key}\t{'' if value is None else value}")
+
+
+@click.group()
+def link():
+    """Signed download links (URLs that download one image without a token, for a while)."""
+
+
+@link.command("create")
+@click.argument("image_id")
+@click.option("--expires-in", type=int, default=None, help="Seconds the link works (default 900).")
+@click.option("--endpoint", default=None,
+              help="Base URL of the service (default: IMAGEDATA_PUBLIC_ENDPOINT, else http://IMAGEDATA_BIND).")
+@with_appcontext
+def link_create(image_id, expires_in, endpoint):
+    """Print a download link to an active image (made by the operator: revoked by rotating
+    IMAGEDATA_LINK_SECRET, deleting or deactivating the image, or when it expires)."""
+    services = current_app.extensions["imagedata"]
+    operator = Issuer(Caller.with_roles("imagedata-operator", None, ["admin"]))
+    try:
+        with connected():
+            made = create_link(services, operator, image_id, expires_in)
+    except ImageDataError as exc:
+        raise click.ClickException(str(exc)) from None
+    bind = os.environ.get("IMAGEDATA_BIND", "127.0.0.1:9292").split(",")[0].strip()
+    base = (endpoint or services.settings.public_endpoint or f"http://{bind}").rstrip("/")
+    click.echo(f"expires {made.expires_at:%Y-%m-%dT%H:%M:%SZ} ({made.expires_in} s)", err=True)
+    click.echo(f"{base}{made.path}")

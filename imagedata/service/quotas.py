@@ -4,7 +4,7 @@ from __future__ import annotations
 from peewee import fn
 
 from imagedata.config import Settings
-from imagedata.errors import TooLarge
+from imagedata.errors import BadRequest, TooLarge
 from imagedata.models import Image, ProjectQuota
 
 LIMIT_NAMES = ("image_size_total", "image_count_total", "image_count_uploading")
@@ -123,3 +123,21 @@ def set_quota(project: str, **values) -> None:
     changes = {k: v for k, v in values.items() if v is not None}
     if changes:
         ProjectQuota.update(**changes).where(ProjectQuota.project == project).execute()
+
+
+def project_reports(settings: Settings) -> list[dict]:
+    """Limits and usage of every project that owns an image or has its own limits, by name."""
+    owners = Image.select(Image.owner).where((Image.deleted == False) & Image.owner.is_null(False)).distinct()  # noqa: E712
+    projects = {row.owner for row in owners} | {row.project for row in ProjectQuota.select(ProjectQuota.project)}
+    return [{"project": project, **usage_report(settings, project)} for project in sorted(projects)]
+
+
+def check_limits(body) -> dict[str, int]:
+    """The limits of a quota request body (``{"image_size_total": bytes, ...}``); 400 when malformed."""
+    if not isinstance(body, dict) or not body or set(body) - set(LIMIT_NAMES):
+        raise BadRequest(f"Send one or more of {', '.join(LIMIT_NAMES)} (0 means unlimited).")
+    for name, value in body.items():
+        bound = 2**63 if name == "image_size_total" else 2**31
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < bound:
+            raise BadRequest(f"{name} must be a whole number from 0 (unlimited).")
+    return body

@@ -16,6 +16,7 @@ import time
 from urllib.parse import unquote
 
 from imagedata.db import prepared
+from imagedata.errors import BadRequest
 from imagedata.models import Token, utcnow
 from imagedata.policy import Caller
 
@@ -80,14 +81,21 @@ def create_token(project: str, user: str | None = None, roles=("member", "reader
     return row, secret
 
 
-def caller_for_token(header_value: str | None) -> Caller | None:
-    """The caller a presented token stands for, or None if missing, unknown, revoked or expired."""
+def _digest_of(header_value: str | None) -> str | None:
+    """The stored form of a presented token, or None when it cannot be one of ours."""
     if not header_value:
         return None
     secret = unquote(header_value.strip())  # glanceclient percent-encodes the token
     if not secret.startswith(TOKEN_PREFIX) or len(secret) > 128:
         return None
-    digest = hash_token(secret)
+    return hash_token(secret)
+
+
+def caller_for_token(header_value: str | None) -> Caller | None:
+    """The caller a presented token stands for, or None if missing, unknown, revoked or expired."""
+    digest = _digest_of(header_value)
+    if digest is None:
+        return None
     caller = CACHE.get(digest)
     if caller is not None:
         return caller
@@ -99,6 +107,12 @@ def caller_for_token(header_value: str | None) -> Caller | None:
     caller = Caller.with_roles(row.user_id, row.project_id, row.roles.split(","))
     CACHE.put(digest, caller, row.expires_at)
     return caller
+
+
+def find_token(header_value: str | None) -> Token | None:
+    """The row of a presented token (revoked and expired ones included), or None."""
+    digest = _digest_of(header_value)
+    return None if digest is None else Token.get_or_none(Token.token_hash == digest)
 
 
 def list_tokens(project: str | None = None) -> list[Token]:
@@ -114,3 +128,29 @@ def revoke_token(token_id: str) -> bool:
     revoked = Token.update(revoked=True).where(Token.token_id == token_id).execute() == 1
     CACHE.clear()
     return revoked
+
+
+def describe(row: Token) -> dict:
+    """A token as admins see it (never its secret, which is not stored)."""
+    expires = f"{row.expires_at:%Y-%m-%dT%H:%M:%SZ}" if row.expires_at else None
+    return {"id": row.token_id, "project": row.project_id, "user": row.user_id,
+            "roles": [role for role in row.roles.split(",") if role], "created_at": f"{row.created_at:%Y-%m-%dT%H:%M:%SZ}",
+            "expires_at": expires, "revoked": bool(row.revoked)}
+
+
+def check_request(body) -> tuple[str, str | None, list[str], int | None]:
+    """(project, user, roles, expires_in) of a token request body; 400 when malformed."""
+    if not isinstance(body, dict) or not isinstance(body.get("project"), str) or not body["project"].strip():
+        raise BadRequest('A token needs a "project".')
+    user, roles, expires_in = body.get("user") or None, body.get("roles", ["member", "reader"]), body.get("expires_in")
+    if isinstance(roles, str):
+        roles = roles.split(",")
+    if (user is not None and not isinstance(user, str)) or not isinstance(roles, list) \
+            or not all(isinstance(role, str) for role in roles):
+        raise BadRequest('"user" is a string and "roles" a list of strings.')
+    if expires_in is not None and (isinstance(expires_in, bool) or not isinstance(expires_in, int)
+                                   or not 1 <= expires_in <= 100 * 365 * 86400):
+        raise BadRequest('"expires_in" is a whole number of seconds.')
+    if len(body["project"]) > 255 or (user and len(user) > 255) or len(",".join(roles)) > 1024:
+        raise BadRequest("A token's project and user are at most 255 characters, its roles 1024.")
+    return body["project"].strip(), user, roles, expires_in

@@ -4,6 +4,7 @@ from __future__ import annotations
 import selectors
 import socket
 import threading
+import time
 
 
 class Forwarder:
@@ -15,10 +16,13 @@ class Forwarder:
     connection, so the target looks unreachable.
     """
 
-    def __init__(self, target_port: int, reset_every: int | None = None, downstream: bool = False):
+    def __init__(self, target_port: int, reset_every: int | None = None, downstream: bool = False,
+                 rate: float | None = None):
         self.target_port = target_port
         self.reset_every = reset_every
         self.downstream = downstream
+        self.rate = rate  # bytes per second from each client, at most (None: as fast as it goes)
+        self.refusing = False  # True: new connections are reset at once (the link is down)
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.sockets: list[socket.socket] = []
@@ -34,6 +38,9 @@ class Forwarder:
                 client, _ = self.listener.accept()
             except OSError:
                 return
+            if self.refusing:
+                self._reset(client)
+                continue
             try:
                 upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=10)
             except OSError:
@@ -84,6 +91,8 @@ class Forwarder:
         self._reset(client, upstream)
 
     def _send(self, dst: socket.socket, data: bytes, from_client: bool) -> bool:
+        if from_client and self.rate:
+            time.sleep(len(data) / self.rate)
         try:
             dst.sendall(data)
         except OSError:
@@ -101,6 +110,12 @@ class Forwarder:
                 sock.close()
             except OSError:
                 pass
+
+    def cut(self) -> None:
+        """Reset every open connection now (new ones are still accepted unless ``refusing``)."""
+        with self.lock:
+            socks, self.sockets = self.sockets, []
+        self._reset(*socks)
 
     def stop(self) -> None:
         """Close the listener and every relayed connection."""
