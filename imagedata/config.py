@@ -12,6 +12,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 TIB = 1 << 40
 STORE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 RESERVED_STORE_PREFIX = "os_glance_"
+STAGING_STORE_ID = "os_glance_staging_store"  # Glance's reserved id of its staging store
+IMPORT_METHODS = ("glance-direct", "web-download", "copy-image")
+CONVERT_FORMATS = ("raw", "qcow2")
 # A lease outlives the longest pause the idle timeout allows, by this much.
 LEASE_MARGIN_SECONDS = 2
 AUTH_MODES = ("token", "trusted-headers", "noauth", "keystone")
@@ -93,6 +96,12 @@ class Settings:
     # Key of the signed download links (empty: a random key kept in the data folder).
     link_secret: str = dataclasses.field(default="", repr=False)
     link_max_seconds: int = 86400
+    # Interoperable import: the methods offered (empty: no import), where staged data waits
+    # (a store every host can read; by default a sub-folder or sub-prefix of the default
+    # store), and the disk format imported images are converted to ("" : none).
+    import_methods: tuple = IMPORT_METHODS
+    staging_store: StoreConfig | None = None
+    import_convert_to: str = ""
 
     def store(self, store_id: str) -> StoreConfig | None:
         """The configured store with this exact id, if any."""
@@ -102,7 +111,7 @@ class Settings:
         return None
 
 
-def parse_stores(value: str, env: dict | None = None) -> tuple[StoreConfig, ...]:
+def parse_stores(value: str, env: dict | None = None, reserved_ok: bool = False) -> tuple[StoreConfig, ...]:
     """Parse ``id=file:///abs/path,id2=s3://bucket/prefix?endpoint=...`` into store configs."""
     stores = []
     for entry in filter(None, (part.strip() for part in value.split(","))):
@@ -110,7 +119,7 @@ def parse_stores(value: str, env: dict | None = None) -> tuple[StoreConfig, ...]
         store_id = store_id.strip()
         if not sep or not STORE_ID_RE.match(store_id):
             raise ConfigError(f"IMAGEDATA_STORES: bad entry {entry!r}")
-        if store_id.startswith(RESERVED_STORE_PREFIX):
+        if store_id.startswith(RESERVED_STORE_PREFIX) and not reserved_ok:
             raise ConfigError(f"IMAGEDATA_STORES: {store_id!r} is a reserved id")
         if any(s.store_id == store_id for s in stores):
             raise ConfigError(f"IMAGEDATA_STORES: {store_id!r} given twice")
@@ -133,6 +142,29 @@ def _file_store(store_id: str, parts) -> StoreConfig:
     if not os.path.isabs(path):
         raise ConfigError(f"IMAGEDATA_STORES: {store_id} path must be absolute")
     return StoreConfig(store_id, "file", os.path.normpath(path))
+
+
+def staging_store(value: str, default: StoreConfig, env: dict) -> StoreConfig:
+    """IMAGEDATA_STAGING_STORE (a file:/// or s3:// URL), or by default the default store's
+    ``staging`` sub-folder (file) or ``staging/`` sub-prefix (S3)."""
+    if value.strip():
+        (cfg,) = parse_stores(f"{STAGING_STORE_ID}={value.strip()}", env, reserved_ok=True)
+        return cfg
+    if default.kind == "file":
+        return StoreConfig(STAGING_STORE_ID, "file", os.path.join(default.path, "staging"))
+    return StoreConfig(STAGING_STORE_ID, "s3", s3=dataclasses.replace(default.s3, prefix=f"{default.s3.prefix}staging/"))
+
+
+def parse_import_methods(value: str | None) -> tuple:
+    """IMAGEDATA_IMPORT_METHODS: a comma list of the methods offered (empty: import is off)."""
+    if value is None:
+        return IMPORT_METHODS
+    methods = tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+    unknown = [method for method in methods if method not in IMPORT_METHODS]
+    if unknown:
+        raise ConfigError(f"IMAGEDATA_IMPORT_METHODS: unknown method {unknown[0]!r} "
+                          f"(known: {', '.join(IMPORT_METHODS)})")
+    return methods
 
 
 S3_QUERY_KEYS = ("endpoint", "region", "part_size", "checksum")
@@ -323,7 +355,12 @@ def load_settings(env: dict | None = None, **overrides) -> Settings:
         cors_allowed_origins=parse_origins(env.get("IMAGEDATA_CORS_ALLOWED_ORIGINS") or ""),
         link_secret=(env.get("IMAGEDATA_LINK_SECRET") or "").strip(),
         link_max_seconds=_int(env, "IMAGEDATA_LINK_MAX_SECONDS", 86400, minimum=1),
+        import_methods=parse_import_methods(env.get("IMAGEDATA_IMPORT_METHODS")),
+        import_convert_to=(env.get("IMAGEDATA_IMPORT_CONVERT_TO") or "").strip().lower(),
     )
+    # (an unknown default store is refused by validate() below)
+    default_cfg = next((cfg for cfg in stores if cfg.store_id == default_store), stores[0])
+    values["staging_store"] = staging_store(env.get("IMAGEDATA_STAGING_STORE") or "", default_cfg, env)
     values.update(overrides)
     settings = Settings(**values)
     validate(settings)
@@ -350,3 +387,5 @@ def validate(settings: Settings) -> None:
                           "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
     if settings.log_format not in LOG_FORMATS:
         raise ConfigError(f"IMAGEDATA_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}")
+    if settings.import_convert_to and settings.import_convert_to not in CONVERT_FORMATS:
+        raise ConfigError(f"IMAGEDATA_IMPORT_CONVERT_TO must be empty or one of {', '.join(CONVERT_FORMATS)}")

@@ -30,6 +30,9 @@ DEFAULT_RULES = {
     "deactivate": "admin or (member and owner)",
     "reactivate": "admin or (member and owner)",
     "upload_image": "admin or (member and owner)",
+    "import_image": "admin or (member and owner)",  # glance-direct and web-download
+    "copy_image": "admin",  # Glance: copy-image is admin-only by default
+    "delete_image_location": "admin",  # DELETE /v2/stores/{store}/{image}: remove one copy
     "download_image": "admin or (member and visible)",
     "publicize_image": "admin",
     "communitize_image": "admin or (member and owner)",
@@ -43,7 +46,7 @@ DEFAULT_RULES = {
     "manage_tokens": "admin",
 }
 
-DATA_ADMIN_ONLY_RULES = {"upload_image": "admin", "download_image": "admin"}
+DATA_ADMIN_ONLY_RULES = {"upload_image": "admin", "import_image": "admin", "download_image": "admin"}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -53,6 +53,11 @@ def _framing() -> int | None:
 @bp.put("/<image_id>/file")
 def upload_data(image_id):
     """PUT /v2/images/{id}/file: stream the body into a store; 204 when the image is active."""
+    return receive_data(image_id, stage=False)
+
+
+def receive_data(image_id: str, stage: bool) -> Response:
+    """PUT /file, or PUT /stage (glance-direct): the body streamed into a store; 204."""
     if request.mimetype != "application/octet-stream":
         raise UnsupportedMediaType(f"The request media type {request.content_type} is not supported by this "
                                    f"server. Invalid content type {request.content_type}")
@@ -65,7 +70,7 @@ def upload_data(image_id):
                                content_md5=request.headers.get("Content-MD5"),
                                repr_digest=request.headers.get("Repr-Digest"))
     with watch_upload(request.environ, services().settings.upload_idle_timeout) as watched:
-        watched.stored(upload.upload_image_data(services(), current_caller(), req))
+        watched.stored(upload.upload_image_data(services(), current_caller(), req, stage=stage))
     return Response(status=204)
 
 

@@ -30,6 +30,8 @@ def create_image():
     base_url = current_app.config["IMAGEDATA"].public_endpoint or request.host_url.rstrip("/")
     response.headers["Location"] = f"{base_url}/v2/images/{image.id}"
     response.headers["OpenStack-image-store-ids"] = _store_ids_header()
+    if services().settings.import_methods:  # openstacksdk decides from this header whether import exists
+        response.headers["OpenStack-image-import-methods"] = ",".join(services().settings.import_methods)
     return response
 
 

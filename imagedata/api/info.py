@@ -38,9 +38,9 @@ def stores_detail():
 @bp.get("/import")
 @no_body
 def import_methods():
-    """No interoperable import methods are offered: data arrives by PUT /file."""
+    """The interoperable import methods offered (IMAGEDATA_IMPORT_METHODS)."""
     return jsonify({"import-methods": {"description": "Import methods available.", "type": "array",
-                                       "value": []}})
+                                       "value": list(services().settings.import_methods)}})
 
 
 @bp.get("/usage")

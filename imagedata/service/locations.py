@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 from typing import Iterable
 
-from imagedata.db import prepared
-from imagedata.models import ImageLocation, utcnow
+from imagedata.db import prepared, write_transaction
+from imagedata.errors import Conflict, Forbidden, NotFound
+from imagedata.models import Image, ImageLocation, utcnow
 from imagedata.stores import StoreRegistry
 from imagedata.stores.base import Store, StoredObject
 
@@ -58,9 +59,10 @@ def read_order(copies: list[ImageLocation], stores: StoreRegistry,
     return sorted(usable, key=key)
 
 
-def add_copy(image_id: str, store_id: str, attempt: str, size: int) -> None:
-    """Record a verified copy (inside the transaction that makes the data the image's)."""
-    ImageLocation.insert(image=image_id, store=store_id, attempt=attempt, size=size, status="active",
+def add_copy(image_id: str, store_id: str, attempt: str, size: int, status: str = "active") -> None:
+    """Record a verified copy (inside the transaction that makes the data the image's), or the
+    staged data of an import (``staged``: in the staging store, never served)."""
+    ImageLocation.insert(image=image_id, store=store_id, attempt=attempt, size=size, status=status,
                          created_at=utcnow()).execute()
 
 
@@ -70,6 +72,33 @@ def flag_copy(copy: ImageLocation, problem: str | None) -> bool:
     rows = (ImageLocation.update(status=status, error=problem[:255] if problem else None)
             .where((ImageLocation.id == copy.id) & (ImageLocation.attempt == copy.attempt)).execute())
     return rows == 1
+
+
+def remove_copy(image_id: str, store_id: str) -> ImageLocation:
+    """Remove the record of the image's copy in ``store_id`` (DELETE /v2/stores/{store}/{image}),
+    never its last active one, and only while the image is active and no import holds it;
+    the caller releases the data. NotFound when that store holds no copy."""
+    with write_transaction():
+        image = Image.get_or_none((Image.id == image_id) & (Image.deleted == False))  # noqa: E712
+        if image is None or image.status != "active" or image.attempt is not None:
+            raise Conflict(f"Image {image_id} is not active, or an import holds it: its copies cannot be "
+                           "removed now.")
+        copies = [copy for copy in copies_of(image_id) if copy.status == "active"]
+        copy = next((c for c in copies if c.store == store_id), None)
+        if copy is None:
+            raise NotFound(f"Image {image_id} has no copy in store {store_id!r}.")
+        if len(copies) == 1:
+            raise Forbidden(f"Store {store_id!r} holds the last copy of image {image_id}: delete the image "
+                            "instead.")
+        ImageLocation.delete().where(ImageLocation.id == copy.id).execute()
+    return copy
+
+
+def drop_copies_of(image_id: str, copy_ids: list[int]) -> None:
+    """Remove the records of some copies of an image (inside the caller's transaction); their
+    data is released by the caller once it is committed."""
+    if copy_ids:
+        ImageLocation.delete().where((ImageLocation.image == image_id) & ImageLocation.id.in_(copy_ids)).execute()
 
 
 def drop_copies(image_id: str) -> list[ImageLocation]:

@@ -9,6 +9,7 @@ from imagedata.models import Image, ProjectQuota
 
 LIMIT_NAMES = ("image_size_total", "image_count_total", "image_count_uploading")
 STORED_STATUSES = ("active", "deactivated")
+IMPORTING_STATUSES = ("uploading", "importing")  # staged data and imports in flight hold reservations
 
 
 def limits_for(settings: Settings, project: str | None) -> dict[str, int]:
@@ -50,11 +51,12 @@ def usage(project: str, exclude: str | None = None) -> dict[str, int]:
               .where(live & Image.status.in_(STORED_STATUSES)).scalar())
     # Uploads in flight and kept partial data of interrupted uploads hold reservations.
     reserved = (Image.select(fn.COALESCE(fn.SUM(Image.reserved_bytes), 0))
-                .where(live & Image.status.in_(("saving", "queued"))).scalar())
+                .where(live & Image.status.in_(("saving", "queued") + IMPORTING_STATUSES)).scalar())
     return {
         "image_size_total": int(stored) + int(reserved),
         "image_count_total": Image.select().where(_live(project)).count(),
-        "image_count_uploading": Image.select().where(live & (Image.status == "saving")).count(),
+        "image_count_uploading": Image.select().where(
+            live & Image.status.in_(("saving",) + IMPORTING_STATUSES)).count(),
     }
 
 

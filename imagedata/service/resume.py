@@ -88,9 +88,17 @@ def kept_data_gone(image_id: str) -> Conflict:
                     "again at offset 0.", headers={"Upload-Offset": "0"})
 
 
-def resume_store(svc: Services, image: Image, store_id: str | None) -> Store:
-    """A resumed upload continues in the store that keeps its bytes."""
+def resume_store(svc: Services, image: Image, store_id: str | None, staging: Store | None = None) -> Store:
+    """A resumed upload continues in the store that keeps its bytes: the staging store for a
+    PUT /stage (``staging`` given), a configured store for a PUT /file."""
     store = svc.stores.get(image.attempt_store)
+    staged = svc.stores.staging is not None and image.attempt_store == svc.stores.staging.store_id
+    if staging is not None and not staged:
+        raise BadRequest(f"The kept data of image {image.id} is an interrupted PUT /file: continue it there "
+                         "or start over without Content-Range.")
+    if staging is None and staged:
+        raise BadRequest(f"The kept data of image {image.id} is an interrupted PUT /stage: continue it there "
+                         "or start over without Content-Range.")
     if store is None or (store_id is not None and store_id != image.attempt_store):
         raise BadRequest(f"The kept data of image {image.id} is in store '{image.attempt_store}'; continue there "
                          "or start over without Content-Range.")

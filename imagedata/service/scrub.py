@@ -6,13 +6,14 @@ import logging
 
 from imagedata.models import Image, ImageLocation
 from imagedata.service import Services, locations
-from imagedata.service.lifecycle import lease_is_dead
+from imagedata.service.lifecycle import HELD, lease_is_dead
 from imagedata.service.resume import kept_bytes
 from imagedata.stores.base import DataMissing, StoredObject
 
 log = logging.getLogger(__name__)
 
 DATA_STATUSES = ("active", "deactivated")
+IMPORTING = ("uploading", "importing")
 
 
 @dataclasses.dataclass
@@ -37,7 +38,7 @@ def _object_is_wanted(svc: Services, store_id: str, obj: StoredObject) -> str | 
     if image.deleted:
         return "image deleted"
     attempts_here = image.attempt == obj.attempt and image.attempt_store == store_id
-    if attempts_here and image.status == "saving" and not lease_is_dead(
+    if attempts_here and image.status in HELD and not lease_is_dead(
             image, svc.settings.upload_lease_seconds, svc.settings.host_id):
         return None
     if attempts_here and kept_bytes(image) is not None:
@@ -46,15 +47,15 @@ def _object_is_wanted(svc: Services, store_id: str, obj: StoredObject) -> str | 
         return "unfinished upload with no live lease"
     copy = ImageLocation.get_or_none((ImageLocation.image == image.id) & (ImageLocation.store == store_id)
                                      & (ImageLocation.attempt == obj.attempt))
-    if copy is not None and image.status in DATA_STATUSES:
-        return None
+    if copy is not None and image.status in DATA_STATUSES + IMPORTING:
+        return None  # a copy, or the staged data or a first copy of an import in flight
     return f"not the data of the image (status {image.status})"
 
 
 def find_orphans(svc: Services, fix: bool) -> list[Finding]:
     """Objects in any store that no image copy, live upload or kept upload owns; removed when ``fix``."""
     findings = []
-    for store in svc.stores:
+    for store in list(svc.stores) + ([svc.stores.staging] if svc.stores.staging is not None else []):
         for obj in store.scan():
             reason = _object_is_wanted(svc, store.store_id, obj)
             if reason is None:

@@ -70,17 +70,22 @@ def expected_size(req: UploadRequest, point: ResumePoint | None = None) -> int |
     return req.image_size if req.image_size is not None else req.content_length
 
 
-def upload_image_data(svc: Services, caller: Caller, req: UploadRequest) -> Image:
-    """Store the request body as the image's data; the image is active on return."""
-    requested = choose_store(svc, req.store_id)
+def upload_image_data(svc: Services, caller: Caller, req: UploadRequest, stage: bool = False) -> Image:
+    """Store the request body as the image's data; the image is active on return. With
+    ``stage`` (PUT /stage, glance-direct), the body goes to the staging store instead and
+    the image is `uploading` on return, its data waiting for an import."""
+    requested = svc.stores.staging if stage else choose_store(svc, req.store_id)
     point = parse_content_range(req.content_range, req.content_length)
     wanted = parse_client_digests(req.content_md5, req.repr_digest)
     image = get_visible_image(svc, caller, req.image_id, "upload_image")
+    writing = "uploading" if stage else "saving"
     if image.status != "queued":
-        raise InvalidImageState(f"Image status transition from {image.status} to saving is not allowed")
-    _check_formats(image)
+        raise InvalidImageState(f"Image status transition from {image.status} to {writing} is not allowed")
+    if not stage:
+        _check_formats(image)  # Glance: staging takes an image whose formats are not set yet
     resume = check_resume(image, point)
-    store = resume_store(svc, image, req.store_id) if resume else requested
+    store = resume_store(svc, image, None if stage else req.store_id, requested if stage else None) \
+        if resume else requested
     expected = expected_size(req, point)
     cap = svc.settings.image_size_cap
     if expected is not None and expected > cap:
@@ -88,9 +93,11 @@ def upload_image_data(svc: Services, caller: Caller, req: UploadRequest) -> Imag
     problem = store.health().problem
     if problem:
         raise ServiceUnavailable(f"Store '{store.store_id}' cannot accept data right now ({problem}).")
-    att = lifecycle.take(svc, image, store, expected, resume)
+    att = lifecycle.take(svc, image, store, expected, resume, writing)
     att.wanted = wanted
     try:
+        if stage:
+            return lifecycle.staged(svc, att, *stream(svc, att, req))
         return lifecycle.activate(svc, att, *stream(svc, att, req))
     except BaseException as exc:
         if not isinstance(exc, Gone):
@@ -178,7 +185,11 @@ def _copy(att: Attempt, req: UploadRequest, writer: StoreWriter, digest: Paralle
             writer.write(memoryview(data))
     if att.expected is not None and total != att.expected:
         raise BadRequest(f"Size mismatch: expected {att.expected} bytes, got {total} bytes")
-    virtual_size = check_format(sniffer, att.image.disk_format, att.image.container_format, total)
+    # Staged data whose formats are not declared yet gets the safety checks only (the
+    # import checks the format again once it is declared).
+    declared = att.image.disk_format is not None
+    virtual_size = check_format(sniffer, att.image.disk_format if declared else None,
+                                att.image.container_format if declared else None, total)
     md5, image_digest = digest.finish()
     check_client_digests(att.wanted, {"md5": md5, digest.algorithm: image_digest, **extra.hexdigests()})
     heartbeat.beat_now()

@@ -7,14 +7,18 @@ from imagedata.stores.filesystem import FilesystemStore
 
 
 class StoreRegistry:
-    """The configured stores, in configuration order, with the default flagged."""
+    """The configured stores, in configuration order, with the default flagged, and the
+    staging store where data for an import waits (never listed, never a copy's home)."""
 
-    def __init__(self, stores: dict[str, Store], default_id: str):
+    def __init__(self, stores: dict[str, Store], default_id: str, staging: Store | None = None):
         self.stores = stores
         self.default_id = default_id
+        self.staging = staging
 
     def get(self, store_id: str | None) -> Store | None:
-        """The store with exactly this id, or None."""
+        """The store with exactly this id (the staging store too), or None."""
+        if self.staging is not None and store_id == self.staging.store_id:
+            return self.staging
         return self.stores.get(store_id) if store_id else None
 
     @property
@@ -38,10 +42,13 @@ def build_store(cfg: StoreConfig, settings: Settings) -> Store:
 def build_registry(settings: Settings) -> StoreRegistry:
     """Instantiate one driver per configured store."""
     stores = {cfg.store_id: build_store(cfg, settings) for cfg in settings.stores}
-    return StoreRegistry(stores, settings.default_store)
+    staging = build_store(settings.staging_store, settings) if settings.staging_store is not None else None
+    return StoreRegistry(stores, settings.default_store, staging)
 
 
 def prepare_stores(registry: StoreRegistry) -> None:
     """Start-up checks: create missing folders, refuse a missing bucket (ConfigError)."""
     for store in registry:
         store.prepare()
+    if registry.staging is not None:
+        registry.staging.prepare()

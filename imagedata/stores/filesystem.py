@@ -270,6 +270,8 @@ class FilesystemStore:
         except OSError as exc:
             raise self.translate(exc) from None
         for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                continue  # never data (the staging folder of an import may live here)
             kind, image_id, attempt = _parse_name(entry.name)
             try:
                 st = entry.stat(follow_symlinks=False)

@@ -1,0 +1,1 @@
+"""Interoperable import: staging, import tasks and the copies they make."""

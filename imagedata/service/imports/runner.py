@@ -1,0 +1,185 @@
+"""Running an import task: the data from its source into each target store, verified.
+
+An import runs in a thread of the process that accepted it (or took it over), with its own
+database connection, while its attempt holds the image and a heartbeat renews the lease.
+glance-direct reads the staged data, web-download the URL (its first copy; the other stores
+are filled from that copy), copy-image an existing copy. Each copy is checked as PUT /file
+checks an upload (``copier``). The task's message says how far it got ("Copied 15 MiB"),
+and why it failed when it did.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from typing import Callable
+
+from imagedata.db import UNAVAILABLE_ERRORS, database
+from imagedata.errors import ImageDataError, ImageDataUnavailable
+from imagedata.models import Image
+from imagedata.service import Services, lifecycle, locations, tasks
+from imagedata.service.download import open_copy
+from imagedata.service.heartbeat import Heartbeat
+from imagedata.service.imports.copier import Copied, Expected, copy_into
+from imagedata.service.lifecycle import Attempt
+from imagedata.service.webfetch.errors import SourceRestarted
+from imagedata.service.webfetch.policy import FetchPolicy
+from imagedata.service.webfetch.source import open_url
+
+log = logging.getLogger(__name__)
+
+MIB = 1 << 20
+MAX_RESTARTS = 3  # a web source that changes under us this often is given up
+
+
+@dataclasses.dataclass(frozen=True)
+class ImportJob:
+    """What one import task does."""
+
+    task_id: str
+    image_id: str
+    method: str  # glance-direct, web-download, copy-image
+    stores: tuple[str, ...]
+    must_succeed: bool = True  # all_stores_must_succeed
+    uri: str | None = None  # web-download
+
+    def as_input(self) -> dict:
+        """What the task record keeps, to run the job again after a takeover."""
+        return {"method": self.method, "stores": list(self.stores), "all_stores_must_succeed": self.must_succeed,
+                "uri": self.uri}
+
+
+def start(svc: Services, job: ImportJob, att: Attempt) -> threading.Thread:
+    """Run the job in a daemon thread (a process that dies leaves it to the lease)."""
+    thread = threading.Thread(target=run, args=(svc, job, att), name=f"import-{job.image_id[:8]}", daemon=True)
+    thread.start()
+    return thread
+
+
+def run(svc: Services, job: ImportJob, att: Attempt) -> bool:
+    """Run one import to its end; returns whether its task succeeded."""
+    with database.connection_context():
+        heartbeat = Heartbeat(job.image_id, att.attempt, max(1.0, svc.settings.upload_lease_seconds / 6))
+        failure = None
+        try:
+            _begin(job.task_id)
+            failure = _copy_everywhere(svc, job, att, heartbeat)
+        except BaseException as exc:  # the task says why; the image is let go below
+            failure = _reason(exc)
+            if not isinstance(exc, (ImageDataError, OSError) + UNAVAILABLE_ERRORS):
+                log.exception("import task %s of image %s failed", job.task_id, job.image_id)
+        finally:
+            heartbeat.stop()
+        active = lifecycle.end_import(svc, att, failure)
+        succeeded = failure is None or (active and not job.must_succeed)
+        _finish(job, succeeded, failure)
+        return succeeded
+
+
+def _copy_everywhere(svc: Services, job: ImportJob, att: Attempt, heartbeat: Heartbeat) -> str | None:
+    """Copy into each target store in turn; returns why the import failed, or None."""
+    image = Image.get_by_id(job.image_id)
+    att.image = image
+    expected = Expected()
+    if job.method == "copy-image":
+        expected = Expected(image.size, image.checksum, image.os_hash_value)
+    elif job.method == "glance-direct":
+        expected = Expected(size=image.size)
+    done = [copy.store for copy in locations.copies_of(image.id) if copy.status == "active"]
+    failures = []
+    for store_id in job.stores:
+        if store_id in done:  # taken over after this store was done
+            continue
+        store = svc.stores.get(store_id)
+        try:
+            copied = _copy_one(svc, job, att, store, expected, done, heartbeat)
+        except SourceRestarted:
+            raise
+        except (ImageDataError, OSError) + UNAVAILABLE_ERRORS as exc:
+            if not lifecycle.still_holds(image.id, att.attempt):
+                raise  # deleted, or taken over: nothing more to do here
+            lifecycle.import_copy_failed(svc, att, store_id)
+            failures.append(f"{store_id}: {_reason(exc)}")
+            log.warning("import task %s: the copy of image %s to store %s failed: %s", job.task_id, image.id,
+                        store_id, _reason(exc))
+            if job.must_succeed:
+                return "; ".join(failures)
+            continue
+        lifecycle.import_copy_done(svc, att, store_id, copied.size)
+        done.append(store_id)
+        if expected.md5 is None:
+            expected = Expected(copied.size, copied.md5, copied.digest)
+        if Image.get_by_id(image.id).status == "importing" and (not job.must_succeed or _all_done(job, done)):
+            lifecycle.import_active(svc, att, copied.size, copied.md5, copied.digest, copied.virtual_size)
+    return "; ".join(failures) or None
+
+
+def _all_done(job: ImportJob, done: list[str]) -> bool:
+    return all(store_id in done for store_id in job.stores)
+
+
+def _copy_one(svc: Services, job: ImportJob, att: Attempt, store, expected: Expected, done: list[str],
+              heartbeat: Heartbeat) -> Copied:
+    """One store's copy, from the right source; a web source that changed starts it over."""
+    progress = _progress_reporter(job.task_id, store.store_id)
+    for _ in range(MAX_RESTARTS + 1):
+        source, close = _source(svc, job, att, done, expected)
+        try:
+            return copy_into(store, att, source, expected, hash_algo=svc.settings.hash_algo, heartbeat=heartbeat,
+                             progress=progress)
+        except SourceRestarted as restart:
+            log.warning("import task %s: %s", job.task_id, restart.message)
+        finally:
+            close()
+    raise ImageDataUnavailable(f"The source of the import changed {MAX_RESTARTS + 1} times while it was read.")
+
+
+def _source(svc: Services, job: ImportJob, att: Attempt, done: list[str], expected: Expected
+            ) -> tuple[Callable, Callable[[], None]]:
+    """(pieces(settle), close) of where this copy reads: the staged data, the URL, or a copy."""
+    image = att.image
+    if job.method == "glance-direct":
+        staged = next((c for c in locations.copies_of(image.id) if c.status == "staged"), None)
+        if staged is None:
+            raise ImageDataUnavailable("The staged data of the image is gone: stage it again.")
+        reader = svc.stores.staging.open_range(image.id, staged.attempt, 0, staged.size)
+        return (lambda settle: iter(reader)), reader.close
+    if job.method == "web-download" and not done:
+        limit = att.limit if att.quota_limit is None else min(att.limit, att.quota_limit)
+        remote = open_url(job.uri, FetchPolicy.from_settings(svc.settings), svc.settings.web_download_idle_timeout,
+                          max_bytes=limit)
+        return (lambda settle: remote.pieces(svc.settings.chunk_size, settle)), remote.close
+    copies = [c for c in locations.copies_of(image.id) if c.status == "active"]
+    _, reader = open_copy(svc, image, copies, [], 0, expected.size if expected.size is not None else image.size)
+    return (lambda settle: iter(reader)), reader.close
+
+
+def _progress_reporter(task_id: str, store_id: str) -> Callable[[int], None]:
+    def report(count: int) -> None:
+        try:
+            tasks.update_task(task_id, message=f"Copied {count // MIB} MiB to store {store_id}")
+        except (ImageDataError,) + UNAVAILABLE_ERRORS:
+            pass  # the task ended meanwhile, or the database is busy: the next report says it
+    return report
+
+
+def _begin(task_id: str) -> None:
+    """pending -> processing (a task taken over is processing already)."""
+    task = tasks.find_task(task_id)
+    if task is not None and task.status == "pending":
+        tasks.begin_task(task_id)
+
+
+def _finish(job: ImportJob, succeeded: bool, failure: str | None) -> None:
+    try:
+        if succeeded:
+            tasks.finish_task(job.task_id, "success", result={"image_id": job.image_id},
+                              message=f"Some stores failed: {failure}" if failure else "")
+        else:
+            tasks.finish_task(job.task_id, "failure", message=failure or "The import failed.")
+    except (ImageDataError,) + UNAVAILABLE_ERRORS as exc:
+        log.warning("import task %s could not be ended: %s", job.task_id, _reason(exc))
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "message", None) or str(exc) or type(exc).__name__
