@@ -40,6 +40,7 @@ DEFAULT_RULES = {
     "modify_member": "admin or (member and image_member)",
     "stores_info_detail": "admin or service",
     "manage_quota": "admin",
+    "tasks_api_access": "admin",
 }
 
 DATA_ADMIN_ONLY_RULES = {"upload_image": "admin", "download_image": "admin"}
