@@ -16,10 +16,10 @@ from tests.helpers import OCTET, with_env
 
 # HTTP behaviour and documents: the database backends are covered by the other modules.
 DB_BACKENDS = ("sqlite",)
-VERSIONS = [("v2.15", "SUPPORTED"), ("v2.13", "SUPPORTED"), ("v2.12", "SUPPORTED"), ("v2.11", "SUPPORTED"),
-            ("v2.10", "SUPPORTED"), ("v2.9", "SUPPORTED"), ("v2.8", "SUPPORTED"), ("v2.17", "CURRENT"),
-            ("v2.7", "SUPPORTED"), ("v2.6", "SUPPORTED"), ("v2.5", "SUPPORTED"), ("v2.4", "SUPPORTED"),
-            ("v2.3", "SUPPORTED"), ("v2.2", "SUPPORTED"), ("v2.1", "SUPPORTED"), ("v2.0", "SUPPORTED")]
+# The versions whose every API is here (imagedata/api/versions.py says which parts are missing).
+VERSIONS = [("v2.15", "CURRENT"), ("v2.13", "SUPPORTED"), ("v2.8", "SUPPORTED"), ("v2.7", "SUPPORTED"),
+            ("v2.5", "SUPPORTED"), ("v2.4", "SUPPORTED"), ("v2.3", "SUPPORTED"), ("v2.1", "SUPPORTED"),
+            ("v2.0", "SUPPORTED")]
 IMAGE_SCHEMA_PROPERTIES = {
     "id", "name", "status", "visibility", "protected", "os_hidden", "checksum", "os_hash_algo", "os_hash_value",
     "owner", "size", "virtual_size", "container_format", "disk_format", "created_at", "updated_at", "tags",
@@ -61,7 +61,7 @@ def test_root_is_300_without_auth(client):
     assert response.headers["Content-Type"] == "application/json"
     body = response.get_json()
     assert body == versions_body()
-    assert [v["id"] for v in body["versions"] if v["status"] == "CURRENT"] == ["v2.17"]
+    assert [v["id"] for v in body["versions"] if v["status"] == "CURRENT"] == ["v2.15"]
     assert all(link["href"].endswith("/v2/") for v in body["versions"] for link in v["links"])
 
 
