@@ -413,3 +413,17 @@ def test_client_request_id_forms(client, auth, sent, echoed):
 def test_unusable_client_request_id_is_replaced(client, auth, sent):
     response = client.get("/v2/images", headers={**auth, "X-Openstack-Request-ID": sent})
     assert REQUEST_ID.match(response.headers["x-openstack-request-id"])
+
+
+def test_readme_lists_the_missing_versions():
+    """README.rst (API versions and coverage) names every version not advertised, and the advertised ones."""
+    import os
+
+    from imagedata.api.versions import ADVERTISED, API_VERSIONS
+
+    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.rst")) as f:
+        section = f.read().split("API versions and coverage\n", 1)[1].split("\nListing images\n", 1)[0]
+    assert ", ".join(ADVERTISED[:-1]) + f" and {ADVERTISED[-1]} (``CURRENT``)" in " ".join(section.split())
+    missing = [version for version, parts in API_VERSIONS if not all(present for _, present in parts)]
+    listed = [line for line in section.splitlines() if line.startswith("- v2.")]
+    assert sorted(v for line in listed for v in line[2:].split(":")[0].split(", ")) == sorted(missing)
