@@ -43,7 +43,29 @@ EXPECTED_FAILURES = {
         "test_get_metadata_object_schema", "test_get_metadata_objects_schema", "test_get_metadata_property_schema",
         "test_get_metadata_properties_schema", "test_get_metadata_tag_schema", "test_get_metadata_tags_schema")},
 }
-EXPECTED_SKIPS: dict[str, str] = {}
+# Skipped by Tempest itself, by class (under tempest.api.image.v2.): how many tests and Tempest's reason.
+# Import, locations, the cache and store weights are not offered; Nova is not in this cloud; the
+# legacy import task test is skipped upstream.
+EXPECTED_SKIPS = {
+    ("admin.test_image_caching.ImageCachingTest", 2, "Target system is not configured with glance caching"),
+    ("admin.test_image_task.ImageTaskCreate", 1, "Skipped until bug: https://launchpad.net/bugs/2030527 is resolved."),
+    ("admin.test_images.ImageLocationsAdminTest", 1,
+     "ImageLocationsAdminTest skipped as show_multiple_locations is not available"),
+    ("admin.test_images.ImportCopyImagesTest", 1, "ImportCopyImagesTest skipped as image import is not available"),
+    ("admin.test_images.MultiStoresImagesTest", 1, "MultiStoresImagesTest skipped as image import is not available"),
+    ("test_images.HashCalculationRemoteDeletionTest", 1,
+     "HashCalculationRemoteDeletionTest skipped as http store is disabled"),
+    ("test_images.ImageLocationsTest", 7, "ImageLocationsTest skipped as show_multiple_locations is not available"),
+    ("test_images.ImportImagesTest", 8, "ImportImagesTest skipped as image import is not available"),
+    ("test_images.LocationImportTest", 2, "LocationImportTest skipped as Glance does not support v2.17"),
+    ("test_images.MultiStoresImportImagesTest", 2, "MultiStoresImportImagesTest skipped as image import is not available"),
+    ("test_images.MultistoreLocationImportTest", 2, "MultistoreLocationImportTest skipped as Glance does not support v2.17"),
+    ("test_images.StoreWeightTest", 1, "StoreWeightTest skipped as store weight is not configured"),
+    ("test_images_dependency.ImageDependencyTests", 2, "Nova is not available"),
+    ("test_images_formats.ImagesFormatTest", 4, "Nova is not available"),
+    ("test_images_negative.ImportImagesNegativeTest", 1,
+     "ImportImagesNegativeTest skipped as image import is not available"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -88,5 +110,8 @@ def test_tempest_image_api(cloud, image_service, tempest_venv, tmp_path):
     assert not passing, f"these now pass: remove them from EXPECTED_FAILURES: {passing}"
     missing = sorted(set(EXPECTED_FAILURES) - set(results))
     assert not missing, f"EXPECTED_FAILURES names tests Tempest did not run: {missing}"
-    skipped = {test_id: results[test_id].reason for test_id in by_status.get("skip", [])}
-    assert skipped == EXPECTED_SKIPS
+    skipped: dict[tuple[str, str], int] = {}
+    for test_id in by_status.get("skip", []):
+        key = (test_id.rsplit(".", 1)[0].removeprefix("tempest.api.image.v2."), results[test_id].reason)
+        skipped[key] = skipped.get(key, 0) + 1
+    assert {(cls, count, reason) for (cls, reason), count in skipped.items()} == EXPECTED_SKIPS
