@@ -43,7 +43,7 @@ from typing import Callable, Sequence
 
 from peewee import (AutoField, BigIntegerField, CharField, DateTimeField, ForeignKeyField, IntegerField, Model,
                     PostgresqlDatabase, SqliteDatabase, TextField)
-from playhouse.migrate import SchemaMigrator
+from playhouse.migrate import Operation, SchemaMigrator
 
 from imagedata.db import database, write_transaction
 from imagedata.models import ALL_MODELS, utcnow
@@ -146,11 +146,36 @@ def add_locations(migrator: SchemaMigrator) -> list:
             + [migrator.drop_column("image", name) for name in ("store", "data_key", "data_error")])
 
 
+def add_task_table(migrator: SchemaMigrator) -> list:
+    """Step 4: the records of asynchronous tasks (/v2/tasks, an image's import tasks)."""
+
+    class Task(Model):  # the step's own copy (the model may change later); its name names the indexes
+        id = CharField(primary_key=True, max_length=36)
+        type = CharField(max_length=30)
+        status = CharField(max_length=30, index=True)
+        owner = CharField(max_length=255, null=True, index=True)
+        image_id = CharField(max_length=36, null=True, index=True)
+        user_id = CharField(max_length=255, null=True)
+        request_id = CharField(max_length=255, null=True)
+        input = TextField(null=True)
+        result = TextField(null=True)
+        message = TextField(default="")
+        created_at = DateTimeField()
+        updated_at = DateTimeField()
+        expires_at = DateTimeField(null=True, index=True)
+
+        class Meta:
+            database = migrator.database
+
+    return [Operation(migrator, lambda _migrator: migrator.database.create_tables([Task]))]
+
+
 STEPS: tuple[Step, ...] = (
     Step(2, "image.upload_state: what an unfinished upload would leave in its store", add_upload_state),
     Step(3, "image.partial_*: the kept bytes of an interrupted upload", add_partial_upload),
     Step(4, "imagelocation: several copies per image; image.upload_*/partial_* renamed attempt*/kept_*",
          add_locations),
+    Step(5, "task: the records of asynchronous tasks", add_task_table),
 )
 
 

@@ -152,4 +152,27 @@ class ProjectQuota(BaseModel):
     serial = BigIntegerField(default=0)
 
 
-ALL_MODELS = (Image, ImageLocation, ImageProperty, ImageTag, ImageMember, Token, ProjectQuota)
+class Task(BaseModel):
+    """An asynchronous task (Glance's tasks): an import, its progress and its outcome.
+
+    ``input`` and ``result`` hold JSON text; ``expires_at`` is set when the task ends
+    (success or failure), after which it is no longer shown. Status changes only through
+    ``imagedata.service.tasks``.
+    """
+
+    id = CharField(primary_key=True, max_length=36)
+    type = CharField(max_length=30)
+    status = CharField(max_length=30, index=True)
+    owner = CharField(max_length=255, null=True, index=True)
+    image_id = CharField(max_length=36, null=True, index=True)
+    user_id = CharField(max_length=255, null=True)
+    request_id = CharField(max_length=255, null=True)
+    input = TextField(null=True)
+    result = TextField(null=True)
+    message = TextField(default="")
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+    expires_at = DateTimeField(null=True, index=True)
+
+
+ALL_MODELS = (Image, ImageLocation, ImageProperty, ImageTag, ImageMember, Token, ProjectQuota, Task)

@@ -44,6 +44,7 @@ DEFAULT_RULES = {
     "stores_info_detail": "admin or service",
     "manage_quota": "admin",
     "manage_tokens": "admin",
+    "tasks_api_access": "admin",
 }
 
 DATA_ADMIN_ONLY_RULES = {"upload_image": "admin", "import_image": "admin", "download_image": "admin"}

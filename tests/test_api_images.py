@@ -371,10 +371,11 @@ def test_list_sorted_pagination(client, auth, new_image, upload, query, key, rev
 @pytest.mark.parametrize("query", [
     "sort_key=bogus", "sort_dir=sideways", "sort=name:up", "sort=bogus:asc",
     "sort=name:asc&sort_key=name", "limit=-1", "limit=abc", f"marker={uuid.uuid4()}",
-    "status=bogus", "visibility=bogus", "member_status=bogus", "os_hidden=yes", "os_hidden=1",
-    "protected=1", "protected=maybe", "size_min=abc", "size_max=-5", "changes-since=2020-01-01T00:00:00Z",
+    "visibility=bogus", "member_status=bogus", "os_hidden=yes", "os_hidden=1",
+    "protected=1", "protected=maybe", "protected=True", "size_min=abc", "changes-since=2020-01-01T00:00:00Z",
 ])
 def test_list_invalid_query_is_400(client, auth, query):
+    """Glance 33 answers `status=bogus` and `size_max=-5` with 200 and no image (tests/test_list_filters.py)."""
     assert client.get(f"/v2/images?{query}", headers=auth).status_code == 400
 
 
@@ -447,8 +448,7 @@ def test_list_os_hidden_false(client, auth, new_image, value):
     assert listed_ids(client, auth, f"?os_hidden={value}") == [shown["id"]]
 
 
-@pytest.mark.parametrize("value, expect_protected", [("true", True), ("True", True), ("false", False),
-                                                     ("False", False)])
+@pytest.mark.parametrize("value, expect_protected", [("true", True), ("false", False)])
 def test_list_filter_protected(client, auth, new_image, value, expect_protected):
     protected = new_image(protected=True)
     plain = new_image()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from imagedata.api.common import no_body
+from imagedata.api.tasks import DETAIL_ONLY, TASK
 from imagedata.auth.request import authenticate
 from imagedata.schemas import EXTRA_PROPERTY, IMAGE, MEMBER, READ_ONLY_ACCESS, Attribute
 
@@ -105,4 +106,31 @@ def members():
     """GET /v2/schemas/members."""
     return jsonify({"name": "members", "properties": {
         "members": {"type": "array", "items": member_schema()}, "schema": {"type": "string"}},
+        "links": [{"rel": "describedby", "href": "{schema}"}]})
+
+
+def task_schema(detail: bool = True) -> dict:
+    """The schema of one task (list items leave out input, result and message)."""
+    properties = {}
+    for attribute in TASK:
+        if detail or attribute.name not in DETAIL_ONLY:
+            properties[attribute.name] = property_schema(attribute)
+            if not attribute.description:
+                del properties[attribute.name]["description"]
+    return {"name": "task", "properties": properties}
+
+
+@bp.get("/task")
+@no_body
+def task():
+    """GET /v2/schemas/task."""
+    return jsonify(task_schema())
+
+
+@bp.get("/tasks")
+@no_body
+def tasks():
+    """GET /v2/schemas/tasks."""
+    return jsonify({"name": "tasks", "properties": {
+        "tasks": {"type": "array", "items": task_schema(detail=False)}, "schema": {"type": "string"}},
         "links": [{"rel": "describedby", "href": "{schema}"}]})

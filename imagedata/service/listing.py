@@ -3,24 +3,21 @@ from __future__ import annotations
 
 import dataclasses
 
-from peewee import fn
+from peewee import Expression, fn
 
 from imagedata.errors import BadRequest
-from imagedata.models import Image, ImageMember, ImageProperty, ImageTag
+from imagedata.models import Image, ImageMember
 from imagedata.policy import Caller, is_visible
-from imagedata.schemas import MEMBER_STATUSES, STATUSES, VISIBILITIES
-from imagedata.service import Services
+from imagedata.schemas import MEMBER_STATUSES, VISIBILITIES
+from imagedata.service import Services, filters
 from imagedata.service.images import attach_extras, find_image, member_status
 
-MAX_INT64 = 2**63 - 1
+MAX_INT64 = filters.MAX_INT64
 DEFAULT_LIMIT = 25
 MAX_LIMIT = 1000
 SORT_KEYS = {"name": "", "status": "", "container_format": "", "disk_format": "", "size": -1,
              "virtual_size": -1, "id": "", "created_at": None, "updated_at": None, "visibility": "",
              "owner": "", "min_disk": -1, "min_ram": -1}
-SIMPLE_FILTERS = ("name", "status", "disk_format", "container_format", "owner")
-CONTROL_PARAMS = {"changes-since", "limit", "marker", "sort_key", "sort_dir", "sort", "visibility", "member_status", "tag",
-                  "os_hidden", "protected", "size_min", "size_max"} | set(SIMPLE_FILTERS)
 
 
 @dataclasses.dataclass
@@ -30,87 +27,71 @@ class ListQuery:
     limit: int = DEFAULT_LIMIT
     marker: str | None = None
     sort: list[tuple[str, str]] = dataclasses.field(default_factory=lambda: [("created_at", "desc")])
-    filters: dict = dataclasses.field(default_factory=dict)
-    tags: list[str] = dataclasses.field(default_factory=list)
-    properties: dict = dataclasses.field(default_factory=dict)
+    condition: Expression = dataclasses.field(default_factory=lambda: filters.EVERYTHING)
     visibility: str | None = None
     member_status: str = "accepted"
 
 
-def _bool_param(name: str, value: str) -> bool:
-    lowered = value.lower()
-    if lowered not in ("true", "false"):
-        raise BadRequest(f"Invalid value for {name}: {value!r}; expected true or false.")
-    return lowered == "true"
-
-
-def _int_param(name: str, value: str, minimum: int = 0) -> int:
+def _limit_param(value: str) -> int:
     try:
         number = int(value)
     except ValueError:
-        raise BadRequest(f"{name} param must be an integer") from None
-    if number < minimum:
-        raise BadRequest(f"{name} param must be at least {minimum}")
-    if number > MAX_INT64:
-        raise BadRequest(f"{name} param must be at most {MAX_INT64}")
-    return number
+        raise BadRequest("limit param must be an integer") from None
+    if number < 0:
+        raise BadRequest("limit param must be positive")
+    return min(number, MAX_LIMIT)
 
 
 def parse_query(args) -> ListQuery:
-    """Build a ListQuery from a multi-dict of query parameters; 400 for bad values."""
+    """Build a ListQuery from a multi-dict of query parameters; 400 for bad values, in Glance's words."""
     q = ListQuery()
-    if "limit" in args:
-        q.limit = min(_int_param("limit", args["limit"]), MAX_LIMIT)
     if "changes-since" in args:
-        raise BadRequest("The changes-since filter is not supported; use updated_at sorting instead.")
-    q.marker = args.get("marker") or None
-    q.sort = _parse_sort(args)
-    for name in SIMPLE_FILTERS:
-        if name in args:
-            q.filters[name] = args[name]
-    if "status" in q.filters and q.filters["status"] not in STATUSES:
-        raise BadRequest(f"Invalid status value: {q.filters['status']}")
-    for name in ("os_hidden", "protected"):
-        if name in args:
-            q.filters[name] = _bool_param(name, args[name])
-    for name in ("size_min", "size_max"):
-        if name in args:
-            q.filters[name] = _int_param(name, args[name])
-    q.tags = args.getlist("tag") if hasattr(args, "getlist") else ([args["tag"]] if "tag" in args else [])
-    if "visibility" in args:
-        if args["visibility"] not in VISIBILITIES + ("all",):
-            raise BadRequest(f"Invalid visibility value: {args['visibility']}")
-        q.visibility = args["visibility"]
+        raise BadRequest('The "changes-since" filter is no longer available on v2.')
+    visibilities = args.getlist("visibility")
+    for visibility in visibilities:
+        if visibility and visibility not in VISIBILITIES + ("all",):
+            raise BadRequest(f"Invalid visibility value: {visibility}")
     if "member_status" in args:
-        if args["member_status"] not in MEMBER_STATUSES + ("all",):
-            raise BadRequest(f"Invalid member_status value: {args['member_status']}")
-        q.member_status = args["member_status"]
-    q.properties = {k: v for k, v in args.items() if k not in CONTROL_PARAMS}
+        q.member_status = args.getlist("member_status")[-1]
+        if q.member_status not in MEMBER_STATUSES + ("all",):
+            raise BadRequest(f"Invalid status: {q.member_status}")
+    if "limit" in args:
+        q.limit = _limit_param(args.getlist("limit")[-1])
+    if "marker" in args:
+        q.marker = args.getlist("marker")[-1]
+    q.sort = _parse_sort(args)
+    q.condition = filters.filter_condition(args)
+    if visibilities:
+        q.visibility = visibilities[-1]
+        # Glance: an empty visibility, or two different ones, match nothing.
+        if not q.visibility or len(set(visibilities)) > 1:
+            q.condition &= filters.NOTHING
     return q
 
 
 def _parse_sort(args) -> list[tuple[str, str]]:
     if "sort" in args:
         if "sort_key" in args or "sort_dir" in args:
-            raise BadRequest("The 'sort' parameter cannot be combined with sort_key or sort_dir.")
+            raise BadRequest("Old and new sorting syntax cannot be combined")
         pairs = []
-        for part in filter(None, (p.strip() for p in args["sort"].split(","))):
+        for part in args.getlist("sort")[-1].strip().split(","):
             key, _, direction = part.partition(":")
-            pairs.append((key.strip(), (direction or "desc").strip()))
-    else:
-        keys = args.getlist("sort_key") if hasattr(args, "getlist") else [args.get("sort_key")]
-        keys = [k for k in keys if k] or ["created_at"]
-        dirs = args.getlist("sort_dir") if hasattr(args, "getlist") else [args.get("sort_dir")]
-        dirs = [d for d in dirs if d] or ["desc"]
-        if len(dirs) not in (1, len(keys)):
-            raise BadRequest("The number of sort_dir values must be one or match the number of sort_key values.")
-        pairs = list(zip(keys, dirs if len(dirs) == len(keys) else dirs * len(keys), strict=True))
-    for key, direction in pairs:
-        if key not in SORT_KEYS:
-            raise BadRequest(f"Invalid sort key: {key}. It must be one of: {', '.join(sorted(SORT_KEYS))}.")
-        if direction not in ("asc", "desc"):
-            raise BadRequest(f"Invalid sort direction: {direction}. It must be asc or desc.")
-    return pairs or [("created_at", "desc")]
+            pairs.append(_check_sort(key.strip(), (direction or "desc").strip()))
+        return pairs
+    keys = [_check_sort(key.strip(), "asc")[0] for key in args.getlist("sort_key")] or ["created_at"]
+    dirs = [_check_sort("id", direction.strip())[1] for direction in args.getlist("sort_dir")] or ["desc"]
+    if len(dirs) > 1 and len(dirs) != len(keys):
+        raise BadRequest("Number of sort dirs does not match the number of sort keys")
+    # Glance: one direction applies to every key; with fewer keys than directions the extra go unused.
+    return [(key, dirs[i] if len(dirs) > 1 else dirs[0]) for i, key in enumerate(keys)]
+
+
+def _check_sort(key: str, direction: str) -> tuple[str, str]:
+    if key not in SORT_KEYS:
+        raise BadRequest(f"Invalid sort key: {key}. It must be one of the following: {', '.join(SORT_KEYS)}.")
+    if direction not in ("asc", "desc"):
+        raise BadRequest(f"Invalid sort direction: {direction}")
+    return key, direction
 
 
 def _visible_condition(caller: Caller, q: ListQuery):
@@ -132,28 +113,6 @@ def _visible_condition(caller: Caller, q: ListQuery):
     if q.visibility == "community":
         seen |= Image.visibility == "community"
     return live & seen
-
-
-def _filter_condition(q: ListQuery):
-    cond = True
-    for name in SIMPLE_FILTERS:
-        if name in q.filters:
-            cond &= getattr(Image, name) == q.filters[name]
-    for name in ("os_hidden", "protected"):
-        if name in q.filters:
-            cond &= getattr(Image, name) == q.filters[name]
-    if "os_hidden" not in q.filters:
-        cond &= Image.os_hidden == False  # noqa: E712
-    if "size_min" in q.filters:
-        cond &= Image.size >= q.filters["size_min"]
-    if "size_max" in q.filters:
-        cond &= Image.size <= q.filters["size_max"]
-    for tag in q.tags:
-        cond &= Image.id.in_(ImageTag.select(ImageTag.image).where(ImageTag.value == tag))
-    for name, value in q.properties.items():
-        cond &= Image.id.in_(ImageProperty.select(ImageProperty.image)
-                             .where((ImageProperty.name == name) & (ImageProperty.value == value)))
-    return cond
 
 
 def _sort_expr(key: str):
@@ -186,12 +145,12 @@ def _after_marker(keys: list[tuple[str, str]], marker: Image):
 def list_images(svc: Services, caller: Caller, q: ListQuery) -> tuple[list[Image], str | None]:
     """A page of images and the marker for the next page (None on the last page)."""
     svc.policy.enforce("get_images", caller)
-    cond = _visible_condition(caller, q) & _filter_condition(q)
+    cond = _visible_condition(caller, q) & q.condition
     keys = _order_keys(q.sort)
-    if q.marker:
+    if q.marker is not None:
         marker = find_image(q.marker)
         if marker is None or not is_visible(caller, marker, member_status(marker, caller)):
-            raise BadRequest(f"Invalid marker. Image {q.marker} could not be found.")
+            raise BadRequest(f"No image found with ID {q.marker}")
         cond &= _after_marker(keys, marker)
     order = [_sort_expr(k).asc() if d == "asc" else _sort_expr(k).desc() for k, d in keys]
     images = list(Image.select().where(cond).order_by(*order).limit(q.limit))

@@ -115,9 +115,10 @@ class Identity:
             self.call("PUT", f"/projects/{project_id}/users/{user_id}/roles/{self.role_id(role)}")
         return User(name, password, user_id, project, project_id, tuple(roles))
 
-    def register_image_service(self, url: str, region: str) -> str:
-        """The catalog entry the clients find imagedata by: service ``image``, public endpoint ``url``."""
-        service_id = self.call("POST", "/services", service={"type": "image", "name": "glance",
+    def register_image_service(self, url: str, region: str, service_type: str = "image") -> str:
+        """The catalog entry the clients find imagedata by: service ``image`` (or ``service_type``),
+        public endpoint ``url``."""
+        service_id = self.call("POST", "/services", service={"type": service_type, "name": "glance",
                                                              "description": "imagedata"})["service"]["id"]
         for interface in ("public", "internal"):
             self.call("POST", "/endpoints", endpoint={"service_id": service_id, "interface": interface,

@@ -37,17 +37,28 @@ class KeystoneSetupError(RuntimeError):
 
 def venv_path() -> str:
     """Where the Keystone virtualenv lives (keyed by version and constraints)."""
-    if os.environ.get("IMAGEDATA_KEYSTONE_VENV"):
-        return os.path.abspath(os.environ["IMAGEDATA_KEYSTONE_VENV"])
-    with open(CONSTRAINTS, "rb") as f:
-        digest = hashlib.sha256(f.read() + " ".join(REQUIREMENTS).encode()).hexdigest()[:10]
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-    return os.path.join(cache, "imagedata", f"keystone-venv-{KEYSTONE_VERSION}-{digest}")
+    return cached_venv_path("keystone", KEYSTONE_VERSION, REQUIREMENTS, CONSTRAINTS, "IMAGEDATA_KEYSTONE_VENV")
 
 
 def ensure_venv() -> str:
     """Build the Keystone virtualenv unless a complete one is cached; returns its path."""
-    venv = venv_path()
+    return ensure_cached_venv(venv_path(), REQUIREMENTS, CONSTRAINTS, "import keystone.cmd.cli, gunicorn")
+
+
+def cached_venv_path(name: str, version: str, requirements, constraints: str, override: str) -> str:
+    """``~/.cache/imagedata/<name>-venv-<version>-<hash of the constraints and requirements>``,
+    or the folder the environment variable ``override`` names."""
+    if os.environ.get(override):
+        return os.path.abspath(os.environ[override])
+    with open(constraints, "rb") as f:
+        digest = hashlib.sha256(f.read() + " ".join(requirements).encode()).hexdigest()[:10]
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return os.path.join(cache, "imagedata", f"{name}-venv-{version}-{digest}")
+
+
+def ensure_cached_venv(venv: str, requirements, constraints: str, check: str) -> str:
+    """Build a tool's virtualenv at ``venv`` unless a complete one is there; ``check`` is Python
+    that must run in it (imports). Another session building the same one is waited for."""
     marker = os.path.join(venv, ".imagedata-complete")
     if os.path.exists(marker):
         return venv
@@ -58,13 +69,12 @@ def ensure_venv() -> str:
             return venv
         shutil.rmtree(venv, ignore_errors=True)
         started = time.monotonic()
-        _run([sys.executable, "-m", "venv", venv], "create the Keystone virtualenv")
+        _run([sys.executable, "-m", "venv", venv], f"create the virtualenv {venv}")
         _run([os.path.join(venv, "bin", "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-              "-c", CONSTRAINTS, *REQUIREMENTS], f"pip install {' '.join(REQUIREMENTS)}")
-        _run([os.path.join(venv, "bin", "python"), "-c", "import keystone.cmd.cli, gunicorn"],
-             "import keystone in its virtualenv")
+              "-c", constraints, *requirements], f"pip install {' '.join(requirements)}")
+        _run([os.path.join(venv, "bin", "python"), "-c", check], f"run {check!r} in {venv}")
         with open(marker, "w") as f:
-            f.write(f"{' '.join(REQUIREMENTS)} built in {time.monotonic() - started:.0f}s\n")
+            f.write(f"{' '.join(requirements)} built in {time.monotonic() - started:.0f}s\n")
     return venv
 
 

@@ -1,0 +1,176 @@
+"""Tempest 47.0.0 for the tests: its own cached virtualenv, a tempest.conf, and a run read back per test.
+
+The virtualenv (pinned by tempest-constraints.txt) is built once under
+``~/.cache/imagedata/tempest-venv-<version>-<hash>`` (or ``$IMAGEDATA_TEMPEST_VENV``), as
+Keystone's is. A run gets a fresh workspace: ``.stestr.conf`` pointing at the installed
+Tempest, ``etc/tempest.conf`` for one Keystone and one image service (found in Keystone's
+catalog under ``catalog_type``), dynamic credentials made by Keystone's bootstrap admin, and
+only the image service enabled, with the image features this service offers.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import time
+
+from tests.keystone.keystone_server import cached_venv_path, ensure_cached_venv
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TEMPEST_VERSION = "47.0.0"
+REQUIREMENTS = (f"tempest=={TEMPEST_VERSION}",)
+CONSTRAINTS = os.path.join(HERE, "tempest-constraints.txt")
+
+STESTR_CONF = """\
+[DEFAULT]
+test_path={package}/test_discover
+top_dir={package}
+group_regex=([^\\.]*\\.)*
+"""
+
+TEMPEST_CONF = """\
+[DEFAULT]
+log_dir = {root}/logs
+log_file = tempest.log
+
+[oslo_concurrency]
+lock_path = {root}/locks
+
+[auth]
+use_dynamic_credentials = true
+create_isolated_networks = false
+admin_username = admin
+admin_password = {admin_password}
+admin_project_name = admin
+admin_domain_name = Default
+default_credentials_domain_name = Default
+
+[identity]
+uri_v3 = {auth_url}
+auth_version = v3
+region = {region}
+disable_ssl_certificate_validation = true
+
+[identity-feature-enabled]
+api_v2 = false
+
+[service_available]
+glance = true
+nova = false
+neutron = false
+cinder = false
+swift = false
+horizon = false
+
+[image]
+catalog_type = {catalog_type}
+region = {region}
+endpoint_type = publicURL
+image_caching_enabled = false
+disk_formats = raw,ami,ari,aki
+build_timeout = 60
+
+[image-feature-enabled]
+# What imagedata offers: the v2 API, os_glance_* reserved, sha512 hashes; no import, locations,
+# conversion, format enforcement, HTTP store or store weights.
+api_v2 = true
+import_image = false
+os_glance_reserved = true
+manage_locations = false
+image_conversion = false
+image_format_enforcement = false
+do_secure_hash = true
+http_store_enabled = false
+store_weight_enabled = false
+"""
+
+
+class TempestSetupError(RuntimeError):
+    """Tempest's virtualenv could not be built here."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TestResult:
+    """One Tempest test's outcome."""
+
+    status: str  # success, fail, skip (or xfail, uxsuccess)
+    reason: str
+    details: str
+
+
+def ensure_tempest_venv() -> str:
+    """Build Tempest's virtualenv unless a complete one is cached; returns its path."""
+    venv = cached_venv_path("tempest", TEMPEST_VERSION, REQUIREMENTS, CONSTRAINTS, "IMAGEDATA_TEMPEST_VENV")
+    try:
+        return ensure_cached_venv(venv, REQUIREMENTS, CONSTRAINTS, "import tempest.cmd.main, subunit, testtools")
+    except RuntimeError as exc:
+        raise TempestSetupError(str(exc)) from None
+
+
+def collect(events: list[dict]) -> dict[str, TestResult]:
+    """Each selected test's result. A test of a class whose set-up failed or skipped was only
+    listed ("exists"): it takes its class's outcome, so every selected test is counted once."""
+    results, classes = {}, {}
+    for event in events:
+        test_id, result = event["id"], TestResult(event["status"], event["reason"], event["details"])
+        if test_id.startswith(("setUpClass (", "tearDownClass (")):
+            if test_id.startswith("setUpClass ("):
+                classes[test_id[len("setUpClass ("):-1]] = result
+            elif result.status == "fail":  # a failed clean-up is a failure of the whole run
+                results[test_id] = result
+        elif event["status"] != "exists" or test_id not in results:
+            results[test_id] = result
+    for test_id, result in list(results.items()):
+        if result.status == "exists":
+            results[test_id] = classes.get(test_id.rsplit(".", 1)[0], TestResult("not run", "", ""))
+    return results
+
+
+class Workspace:
+    """One Tempest workspace in ``root`` for a Keystone and the image service in its catalog."""
+
+    def __init__(self, root, venv: str, auth_url: str, admin_password: str, region: str, catalog_type: str):
+        self.root, self.venv = str(root), venv
+        self.settings = {"root": self.root, "auth_url": auth_url, "admin_password": admin_password,
+                         "region": region, "catalog_type": catalog_type}
+        self.config = os.path.join(self.root, "etc", "tempest.conf")
+
+    def write(self) -> "Workspace":
+        """Write .stestr.conf and etc/tempest.conf."""
+        package = subprocess.run([self.python, "-c", "import os, tempest; print(os.path.dirname(tempest.__file__))"],
+                                 capture_output=True, text=True, check=True).stdout.strip()
+        for folder in ("etc", "logs", "locks"):
+            os.makedirs(os.path.join(self.root, folder), exist_ok=True)
+        with open(os.path.join(self.root, ".stestr.conf"), "w") as f:
+            f.write(STESTR_CONF.format(package=package))
+        with open(self.config, "w") as f:
+            f.write(TEMPEST_CONF.format(**self.settings))
+        return self
+
+    @property
+    def python(self) -> str:
+        return os.path.join(self.venv, "bin", "python")
+
+    def run(self, regex: str, concurrency: int, timeout: float = 1200) -> tuple[dict[str, TestResult], float]:
+        """Run the tests whose ids match ``regex``; their results by id, and the wall time in seconds."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "IMAGEDATA_", "TEMPEST_"))}
+        env.update(HOME=self.root, TEMPEST_CONFIG_DIR=os.path.dirname(self.config), TEMPEST_CONFIG="tempest.conf")
+        started = time.monotonic()
+        with open(os.path.join(self.root, "subunit.bin"), "wb") as out:
+            subprocess.run([os.path.join(self.venv, "bin", "tempest"), "run", "--config-file", self.config,
+                            "--regex", regex, "--concurrency", str(concurrency), "--subunit"],
+                           cwd=self.root, env=env, stdout=out, stderr=subprocess.DEVNULL, timeout=timeout)
+        elapsed = time.monotonic() - started
+        with open(os.path.join(self.root, "subunit.bin"), "rb") as stream:
+            parsed = subprocess.run([self.python, os.path.join(HERE, "tempest_subunit.py")], stdin=stream,
+                                    capture_output=True, text=True, check=True)
+        return collect([json.loads(line) for line in parsed.stdout.splitlines()]), elapsed
+
+    def log(self) -> str:
+        """The end of Tempest's own log."""
+        try:
+            with open(os.path.join(self.root, "logs", "tempest.log"), errors="replace") as f:
+                return f.read()[-4000:]
+        except OSError:
+            return ""
