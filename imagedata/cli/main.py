@@ -15,6 +15,7 @@ from imagedata.db import database
 from imagedata.errors import ImageDataError
 from imagedata.migrations import SchemaError, check_schema, sync_schema
 from imagedata.service import lifecycle
+from imagedata.service.imports.takeover import take_over_imports
 from imagedata.service.quotas import set_quota, usage_report
 from imagedata.service.scrub import locate as find_image_data
 from imagedata.service.scrub import scrub as run_scrub
@@ -165,14 +166,17 @@ def _print_usage(project: str) -> None:
 @click.command()
 @with_appcontext
 def recover():
-    """Return images whose upload died to `queued` and remove their temporary files."""
+    """Return images whose upload died to `queued` and remove their temporary files; run
+    imports whose host stopped to their end."""
     services = current_app.extensions["imagedata"]
     with connected():
         recovered = lifecycle.recover(services)
         expired = lifecycle.expire_kept(services)
+        imports = take_over_imports(services, background=False)
     metrics.count_recoveries(len(recovered))
     click.echo(f"recovered {len(recovered)} upload(s)" + "".join(f"\n  {i}" for i in recovered))
     click.echo(f"expired {len(expired)} kept partial upload(s)" + "".join(f"\n  {i}" for i in expired))
+    click.echo(f"took over and ran {len(imports)} import(s)" + "".join(f"\n  {i}" for i in imports))
 
 
 @click.command()
