@@ -25,8 +25,8 @@ from imagedata.migrations import SchemaError, check_schema, current_version, syn
 from imagedata.server.noauth_guard import check_bind_setting, is_local_peer
 from imagedata.server.observe import register_observer
 from imagedata.policy import Policy, parse_overrides
-from imagedata.service import Services
-from imagedata.service import lifecycle
+from imagedata.service import Services, lifecycle
+from imagedata.service.imports.convert import clear_work_area
 from imagedata.stores import build_registry, prepare_stores
 
 log = logging.getLogger("imagedata")
@@ -72,7 +72,8 @@ def start_service(app: Flask) -> None:
 
     An empty database gets the schema; a database on another schema version makes the
     server refuse to start (SchemaError: upgrades are ``imagedata db-sync``'s job). Then
-    uploads whose process died are returned to ``queued``.
+    uploads whose process died are returned to ``queued``, and what conversions of dead
+    processes left in the work area is removed.
     """
     services = app.extensions["imagedata"]
     try:
@@ -83,6 +84,7 @@ def start_service(app: Flask) -> None:
         with database.connection_context():
             check_schema()
             metrics.count_recoveries(len(lifecycle.recover(services)))
+        clear_work_area(services.settings.data_dir)  # conversions of processes that died (none runs yet)
     finally:
         close_pool()  # no connection may be shared with the workers forked after this
 
