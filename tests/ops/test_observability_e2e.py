@@ -142,7 +142,7 @@ def test_json_logs_one_access_line_per_request_and_no_secrets(tmp_path, seaweedf
     with open(srv.log_path, errors="replace") as f:
         text = f.read()
     records = json_lines(text)  # every line is one JSON object (gunicorn's own included)
-    assert {r["logger"] for r in records} >= {"gunicorn.error", "imagedata.access", "imagedata.service.upload"}
+    assert {r["logger"] for r in records} >= {"gunicorn.error", "imagedata.access", "imagedata.service.lifecycle"}
     access = [r for r in records if r.get("event") == "access"]
     for rid, (method, route, status) in sent.items():
         (line,) = [r for r in access if r["request_id"] == rid]
@@ -153,7 +153,7 @@ def test_json_logs_one_access_line_per_request_and_no_secrets(tmp_path, seaweedf
     assert puts[chunked_id]["bytes_in"] == MIB + 5
     gets = [r for r in access if r["method"] == "GET" and r["route"] == "/v2/images/<image_id>/file"]
     assert sorted(r["bytes_out"] for r in gets) == [5, 2 * MIB]
-    uploads = [r for r in records if r["logger"] == "imagedata.service.upload"]
+    uploads = [r for r in records if r["logger"] == "imagedata.service.lifecycle"]  # the upload state machine
     for image, words in ((image_id, ("started", "finished")), (cut_id, ("started",))):
         for word in words:
             assert any(r.get("image_id") == image and word in r["message"] and len(r.get("attempt", "")) == 32
