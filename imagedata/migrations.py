@@ -45,6 +45,7 @@ from peewee import BigIntegerField, CharField, DateTimeField, IntegerField, Mode
 from playhouse.migrate import SchemaMigrator
 
 from imagedata.db import database, write_transaction
+from imagedata.migrations_metadefs import add_metadefs
 from imagedata.models import ALL_MODELS, utcnow
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,8 @@ def add_partial_upload(migrator: SchemaMigrator) -> list:
 STEPS: tuple[Step, ...] = (
     Step(2, "image.upload_state: what an unfinished upload would leave in its store", add_upload_state),
     Step(3, "image.partial_*: the kept bytes of an interrupted upload", add_partial_upload),
+    Step(4, "metadef*: metadata definition namespaces, objects, properties, tags, resource types",
+         add_metadefs),
 )
 
 
