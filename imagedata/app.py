@@ -10,7 +10,7 @@ from flask import Flask, g, request
 from werkzeug.http import HTTP_STATUS_CODES
 
 from imagedata import logs, metrics
-from imagedata.api import data, health, images, info, members, openapi, schema_docs, versions
+from imagedata.api import data, health, images, info, members, metadefs, openapi, schema_docs, versions
 from imagedata.api.connection import CloseAfterRefusedBody
 from imagedata.api.errors import register_error_handlers
 from imagedata.api.inputs import register_input_checks
@@ -50,7 +50,8 @@ def create_app(env: dict | None = None, **overrides) -> Flask:
                                                             settings.data_admin_only), stores)
     register_request_hooks(app)
     register_input_checks(app)
-    for blueprint in (versions.bp, health.bp, openapi.bp, images.bp, data.bp, members.bp, info.bp, schema_docs.bp):
+    for blueprint in (versions.bp, health.bp, openapi.bp, images.bp, data.bp, members.bp, info.bp, schema_docs.bp,
+                      *metadefs.BLUEPRINTS):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     register_commands(app)
