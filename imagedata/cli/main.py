@@ -47,6 +47,9 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(scrub)
     app.cli.add_command(locate)
     app.cli.add_command(verify)
+    from imagedata.cli.metadefs import metadefs  # imports this module's ``connected``
+
+    app.cli.add_command(metadefs)
 
 
 @click.command("db-sync")
