@@ -10,8 +10,8 @@ from flask import Flask, g, request
 from werkzeug.http import HTTP_STATUS_CODES
 
 from imagedata import logs, metrics
-from imagedata.api import (console, data, health, images, imports, info, links, members, openapi, schema_docs, tasks,
-                           versions)
+from imagedata.api import (console, data, health, images, imports, info, links, members, metadefs, openapi,
+                           schema_docs, tasks, versions)
 from imagedata.api.cors import wrap_cors
 from imagedata.api.connection import CloseAfterRefusedBody
 from imagedata.api.errors import register_error_handlers
@@ -53,7 +53,7 @@ def create_app(env: dict | None = None, **overrides) -> Flask:
     register_request_hooks(app)
     register_input_checks(app)
     for blueprint in (versions.bp, health.bp, openapi.bp, images.bp, data.bp, links.bp, members.bp, info.bp,
-                      schema_docs.bp, tasks.bp, imports.bp, console.bp, console.api_bp):
+                      schema_docs.bp, tasks.bp, imports.bp, console.bp, console.api_bp, *metadefs.BLUEPRINTS):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     register_commands(app)
