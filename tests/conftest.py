@@ -11,6 +11,9 @@ from imagedata.migrations import SchemaVersion, sync_schema
 from imagedata.models import ALL_MODELS
 from imagedata.service.tokens import create_token
 from tests.databases import ExternalPostgres, PostgresCluster, PostgresUnavailable
+
+# The one headless Chromium of the console and Keystone browser tests.
+pytest_plugins = ["tests.console.fixtures"]
 from tests.helpers import skip_or_fail
 
 DB_BACKENDS = ("sqlite", "postgresql")
