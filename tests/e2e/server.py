@@ -3,22 +3,15 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 
-from tests.processes import stop_process, wait_until_answering
+from testkit.ports import free_port
+from testkit.processes import child_pids, log_tail, pid_running, stop_process, wait_until_answering
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Server:
@@ -90,11 +83,7 @@ class Server:
 
     def log(self) -> str:
         """The server's combined output so far."""
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()[-5000:]
-        except OSError:
-            return ""
+        return log_tail(self.log_path, 5000)
 
     def cli(self, *args: str) -> str:
         """Run the `imagedata` command against this server's configuration; returns stdout."""
@@ -110,11 +99,7 @@ class Server:
 
     def worker_pids(self) -> list[int]:
         """The gunicorn workers (children of the master we started)."""
-        pids = []
-        for task in os.listdir(f"/proc/{self.proc.pid}/task"):
-            with open(f"/proc/{self.proc.pid}/task/{task}/children") as f:
-                pids += [int(p) for p in f.read().split()]
-        return pids
+        return child_pids(self.proc.pid)
 
     def store_files(self) -> list[str]:
         """Every file in the server's stores."""
@@ -122,15 +107,6 @@ class Server:
         for root, _dirs, files in os.walk(os.path.join(self.root, "stores")):
             found += [os.path.join(root, f) for f in files]
         return sorted(found)
-
-
-def pid_running(pid: int) -> bool:
-    """Whether ``pid`` exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def rss_kib(pid: int) -> tuple[int, int]:

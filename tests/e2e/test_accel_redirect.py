@@ -7,11 +7,11 @@ import os
 import pytest
 import requests
 
-from tests.e2e.nginx import NGINX, Nginx
+from testkit.nginx import SiteProxy, nginx_binary
 from tests.e2e.server import Server
 
 pytestmark = [pytest.mark.e2e,
-              pytest.mark.skipif(not os.path.exists(NGINX), reason="nginx is not installed; CI installs it")]
+              pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed; CI installs it")]
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,7 @@ def stack(tmp_path_factory):
     yields (server, nginx base URL)."""
     root = tmp_path_factory.mktemp("accel")
     srv = Server(root / "srv", IMAGEDATA_ACCEL_REDIRECT="/_accel").start()
-    nginx = Nginx(root / "nginx", srv.port, os.path.join(srv.root, "stores")).start()
+    nginx = SiteProxy(root / "nginx", srv.port, os.path.join(srv.root, "stores")).start()
     yield srv, nginx.url
     nginx.stop()
     srv.stop()

@@ -14,8 +14,9 @@ import pytest
 import requests
 
 from tests.e2e import streams
-from tests.e2e.nginx import Nginx
-from tests.e2e.server import Server, pid_running
+from testkit.nginx import SiteProxy
+from testkit.processes import pid_running
+from tests.e2e.server import Server
 from tests.faults.helpers import create, db_rows, put, show, upload_in_progress, wait_status
 
 MIB = streams.MIB
@@ -38,7 +39,7 @@ def cluster(tmp_path_factory, seaweedfs, bucket, server_database):
     hosts = {}
     for name in ("a", "b"):
         hosts[name] = Server(root / f"host-{name}", IMAGEDATA_HOST_ID=f"host-{name}", **shared).start()
-    proxy = Nginx(root / "nginx", [hosts["a"].port, hosts["b"].port], str(root / "unused-stores")).start()
+    proxy = SiteProxy(root / "nginx", [hosts["a"].port, hosts["b"].port], str(root / "unused-stores")).start()
     yield hosts, proxy
     proxy.stop()
     for host in hosts.values():

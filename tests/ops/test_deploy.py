@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from tests.e2e import streams
-from tests.e2e.nginx import NGINX, Nginx
+from testkit.nginx import SiteProxy, nginx_binary
 from tests.e2e.server import REPO, Server
 from tests.helpers import skip_or_fail
 from tests.ops.helpers import create, put, request_id
@@ -77,11 +77,11 @@ def example_env(root, port: int, public: str) -> dict:
 @pytest.fixture(scope="module", params=["x-accel", "proxied"])
 def stack(request, tmp_path_factory):
     """gunicorn with the example settings behind nginx with the deploy site: (server, nginx)."""
-    if not os.path.exists(NGINX):
+    if nginx_binary() is None:
         skip_or_fail("nginx is not installed (CI installs it)")
     root = tmp_path_factory.mktemp(f"deploy-{request.param}")
     srv = Server(root / "srv")
-    nginx = Nginx(root / "nginx", srv.port, os.path.join(srv.root, "stores"))
+    nginx = SiteProxy(root / "nginx", srv.port, os.path.join(srv.root, "stores"))
     srv.env.update(example_env(srv.root, srv.port, nginx.url))
     if request.param == "proxied":
         srv.env.pop("IMAGEDATA_ACCEL_REDIRECT")
