@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from testkit.ports import free_port
 from testkit.processes import child_pids, log_tail, pid_running, stop_process, wait_until_answering
@@ -87,8 +88,7 @@ class Server:
 
     def cli(self, *args: str) -> str:
         """Run the `imagedata` command against this server's configuration; returns stdout."""
-        done = subprocess.run([os.path.join(BIN, "imagedata"), *args], cwd=REPO, env=self.env,
-                              capture_output=True, text=True, timeout=60)
+        done = self.run_cli(*args)
         if done.returncode != 0:
             raise RuntimeError(f"imagedata {' '.join(args)} failed: {done.stderr}")
         return done.stdout
@@ -107,6 +107,27 @@ class Server:
         for root, _dirs, files in os.walk(os.path.join(self.root, "stores")):
             found += [os.path.join(root, f) for f in files]
         return sorted(found)
+
+
+class Servers:
+    """Starts servers in folders under ``base`` and stops every one of them in ``stop_all``."""
+
+    def __init__(self, base):
+        self.base = Path(base)
+        self.made: list[Server] = []
+
+    def __call__(self, name: str | None = None, *, start: bool = True, **env) -> Server:
+        """A server in ``base/name`` (``srv0``, ``srv1``, ... when unnamed) with these settings,
+        started unless ``start=False`` (to change ``env`` first). A name used again is the same
+        folder: a restart on the same data."""
+        srv = Server(self.base / (name or f"srv{len(self.made)}"), **env)
+        self.made.append(srv)
+        return srv.start() if start else srv
+
+    def stop_all(self) -> None:
+        """Stop every server made here that still runs, newest first."""
+        for srv in reversed(self.made):
+            srv.stop()
 
 
 def rss_kib(pid: int) -> tuple[int, int]:

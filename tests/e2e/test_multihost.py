@@ -13,10 +13,9 @@ import time
 import pytest
 import requests
 
-from tests.e2e import streams
 from testkit.nginx import SiteProxy
 from testkit.processes import pid_running
-from tests.e2e.server import Server
+from tests.e2e import streams
 from tests.faults.helpers import create, db_rows, put, show, upload_in_progress, wait_status
 
 MIB = streams.MIB
@@ -30,20 +29,17 @@ def bucket(seaweedfs):
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory, seaweedfs, bucket, server_database):
+def cluster(tmp_path_factory, seaweedfs, bucket, server_database, start_module_server):
     """Host A and host B (one database, one bucket) and an nginx in front of both."""
     root = tmp_path_factory.mktemp("multihost")
     shared = {"IMAGEDATA_STORES": f"images={seaweedfs.store_url(bucket, 'images')}",
               "IMAGEDATA_UPLOAD_LEASE_SECONDS": LEASE, "IMAGEDATA_UPLOAD_IDLE_TIMEOUT": 4,
               **server_database("postgresql"), **seaweedfs.env()}
-    hosts = {}
-    for name in ("a", "b"):
-        hosts[name] = Server(root / f"host-{name}", IMAGEDATA_HOST_ID=f"host-{name}", **shared).start()
+    hosts = {name: start_module_server(f"host-{name}", IMAGEDATA_HOST_ID=f"host-{name}", **shared)
+             for name in ("a", "b")}
     proxy = SiteProxy(root / "nginx", [hosts["a"].port, hosts["b"].port], str(root / "unused-stores")).start()
     yield hosts, proxy
     proxy.stop()
-    for host in hosts.values():
-        host.stop()
 
 
 @pytest.fixture(scope="module")

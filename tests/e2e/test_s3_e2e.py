@@ -13,7 +13,6 @@ import requests
 
 from tests.e2e import streams
 from tests.e2e.proxy import Forwarder
-from tests.e2e.server import Server
 from tests.faults.helpers import RawUpload, create, kept_offset, put, scrub, show, upload_in_progress, wait_status
 
 MIB = streams.MIB
@@ -35,15 +34,13 @@ def relay(seaweedfs):
 
 
 @pytest.fixture(scope="module")
-def srv(tmp_path_factory, seaweedfs, bucket, relay):
+def srv(start_module_server, seaweedfs, bucket, relay):
     url = f"{seaweedfs.store_url(bucket, 'images')}&part_size={PART}"
     cut = seaweedfs.store_url(bucket, "cut").replace(str(seaweedfs.s3_port), str(relay.port))
-    root = tmp_path_factory.mktemp("s3-e2e")
-    server = Server(root, IMAGEDATA_STORES=f"s3={url},local=file://{root}/stores/local,cut={cut}",
-                    IMAGEDATA_UPLOAD_LEASE_SECONDS=4, IMAGEDATA_UPLOAD_IDLE_TIMEOUT=2,
-                    IMAGEDATA_LOG_LEVEL="INFO", **seaweedfs.env()).start()
-    yield server
-    server.stop()
+    server = start_module_server("s3-e2e", start=False, IMAGEDATA_UPLOAD_LEASE_SECONDS=4,
+                                 IMAGEDATA_UPLOAD_IDLE_TIMEOUT=2, IMAGEDATA_LOG_LEVEL="INFO", **seaweedfs.env())
+    server.env["IMAGEDATA_STORES"] = f"s3={url},local=file://{server.root}/stores/local,cut={cut}"
+    return server.start()
 
 
 @pytest.fixture(scope="module")
