@@ -6,7 +6,6 @@ their own data folders and host ids, the metadata in PostgreSQL, the bytes in S3
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 import time
 
@@ -16,7 +15,7 @@ import requests
 from testkit.nginx import SiteProxy
 from testkit.processes import pid_running
 from tests.e2e import streams
-from tests.faults.helpers import create, db_rows, put, show, upload_in_progress, wait_status
+from tests.faults.helpers import create, db_rows, delete_during_upload, put, show, upload_in_progress, wait_status
 
 MIB = streams.MIB
 LEASE = 6
@@ -106,14 +105,7 @@ def test_delete_on_one_host_while_the_other_uploads(cluster, token, seaweedfs, b
     hosts, _ = cluster
     image_id = create(hosts["a"], token)
     upload = upload_in_progress(hosts["b"], token, image_id, 40 * MIB, 20, watch=hosts["a"])
-    deleted = requests.delete(f"{hosts['a'].url}/v2/images/{image_id}", headers={"X-Auth-Token": token}, timeout=10)
-    assert deleted.status_code == 204
-    for _ in range(20):
-        if not upload.send(os.urandom(MIB)):
-            break
-    response = upload.wait(30)
-    upload.close()
-    assert response is not None and response.status == 410, response and response.body
+    delete_during_upload(upload, hosts["a"], token, image_id, more_mib=20)
     assert seaweedfs.keys_after_cleanup(bucket, "images/", image_id) == []
 
 

@@ -13,7 +13,8 @@ import requests
 
 from tests.e2e import streams
 from tests.e2e.proxy import Forwarder
-from tests.faults.helpers import RawUpload, create, kept_offset, put, scrub, show, upload_in_progress, wait_status
+from tests.faults.helpers import (RawUpload, create, delete_during_upload, kept_offset, put, scrub, show,
+                                  upload_in_progress, wait_status)
 
 MIB = streams.MIB
 PART = 5 * MIB
@@ -178,14 +179,7 @@ def test_size_mismatch_aborts_the_multipart_upload(srv, token, seaweedfs, bucket
 def test_delete_during_upload_is_410_and_leaves_nothing(srv, token, seaweedfs, bucket):
     image_id = create(srv, token)
     upload = upload_in_progress(srv, token, image_id, 4 * PART, 7, extra=[("X-Image-Meta-Store", "s3")])
-    deleted = requests.delete(f"{srv.url}/v2/images/{image_id}", headers={"X-Auth-Token": token}, timeout=10)
-    assert deleted.status_code == 204
-    for _ in range(13):
-        if not upload.send(os.urandom(MIB)):
-            break
-    response = upload.wait(30)
-    upload.close()
-    assert response is not None and response.status == 410, response and response.body
+    delete_during_upload(upload, srv, token, image_id, more_mib=13)
     _assert_nothing_left(srv, token, seaweedfs, bucket, image_id, expected_status=None)
 
 
