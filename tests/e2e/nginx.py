@@ -1,11 +1,13 @@
 """A private nginx running the production site file deploy/nginx/imagedata.conf.
 
-Only the listen address, the upstream port and the store folder of the site are replaced
-(each must appear exactly once, so a change to the site's shape fails loudly here).
+Only the listen address, the upstream port (its parameters are kept for every host) and the
+store folder of the site are replaced (each must appear exactly once, so a change to the
+site's shape fails loudly here).
 """
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -40,8 +42,11 @@ def render_site(upstream_port, listen_port: int, stores_dir: str, text: str | No
     """The deploy site with this test's ports (one upstream, or a list of hosts) and store folder."""
     text = open(SITE).read() if text is None else text
     ports = upstream_port if isinstance(upstream_port, (list, tuple)) else [upstream_port]
+    server = re.search(r"server 127\.0\.0\.1:9292(?P<params>[^;\n]*);", text)
+    if server is None:
+        raise AssertionError(f"{SITE}: expected an upstream 'server 127.0.0.1:9292 ...;' line")
     replacements = {
-        "server 127.0.0.1:9292;": "\n    ".join(f"server 127.0.0.1:{port};" for port in ports),
+        server.group(0): "\n    ".join(f"server 127.0.0.1:{port}{server.group('params')};" for port in ports),
         "listen 80;": f"listen 127.0.0.1:{listen_port};",
         "alias /srv/imagedata/stores/;": f"alias {stores_dir.rstrip('/')}/;",
     }
