@@ -53,10 +53,19 @@ class Cluster:
         self.nginx = Nginx(os.path.join(self.root, "nginx"), [h.port for h in self.hosts.values()],
                            os.path.join(self.root, "unused-stores")).start()
         a = self.hosts["a"]
-        self.tokens = {"member": a.token("soak"), "other": a.token("stranger"), "tight": a.token(QUOTA_PROJECT),
-                       "admin": a.token("ops", "admin")}
+        self.tokens = {"tight": a.token(QUOTA_PROJECT), "admin": a.token("ops", "admin")}
         a.cli("quota", "set", "--project", QUOTA_PROJECT, "--image-size-total", str(MIB))
         return self
+
+    def tokens_of(self, project: str) -> dict:
+        """The tokens a client uses: its own project's ("member"), and the shared ones.
+
+        Each client has a project of its own: with a quota, an upload of unknown size
+        (chunked) reserves all that is left of its project's quota while it streams.
+        """
+        if project not in self.tokens:
+            self.tokens[project] = self.hosts["a"].token(project)
+        return {**self.tokens, "member": self.tokens[project]}
 
     def stop(self) -> None:
         """Stop what started (nginx, hosts, SeaweedFS, PostgreSQL), whatever state it is in."""
@@ -77,16 +86,18 @@ class Cluster:
 
     # ---------------------------------------------------------------- faults
 
-    def kill_and_restart(self, name: str, down: float, before_kill=None) -> dict:
-        """SIGKILL host ``name`` (master and workers), restart it after ``down`` seconds."""
+    def kill_and_restart(self, name: str, down: float, killing=None) -> dict:
+        """SIGKILL host ``name`` (master and workers), restart it after ``down`` seconds;
+        ``killing()`` is called right before the kill."""
         host = self.hosts[name]
-        if before_kill is not None:
-            before_kill()
+        if killing is not None:
+            killing()
         killed = host.kill_all()
         assert not any(pid_running(pid) for pid in killed)
         time.sleep(down)
+        started = time.monotonic()
         host.start(timeout=60)
-        return {"killed_pids": len(killed)}
+        return {"killed_pids": len(killed), "restart_seconds": round(time.monotonic() - started, 1)}
 
     def reload(self, name: str) -> dict:
         """SIGHUP host ``name``'s master: new workers, the old ones finish gracefully."""

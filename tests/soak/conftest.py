@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -30,9 +31,12 @@ def start_cluster(root) -> Cluster:
 
 
 @pytest.fixture
-def cluster(tmp_path):
-    """Two hosts on a private PostgreSQL and SeaweedFS behind nginx, for one test."""
-    started = start_cluster(tmp_path / "soak")
+def cluster(tmp_path, request):
+    """Two hosts on a private PostgreSQL and SeaweedFS behind nginx, for one test (in a folder of
+    IMAGEDATA_SOAK_DIR, if set, so that its logs outlive the run)."""
+    keep = os.environ.get("IMAGEDATA_SOAK_DIR")
+    root = tmp_path / "soak" if not keep else os.path.join(keep, f"{request.node.name}-{int(time.time())}")
+    started = start_cluster(root)
     yield started
     started.stop()
 

@@ -73,7 +73,7 @@ def parts_copied(cluster, image_id) -> list[int]:
 def test_a_host_killed_while_it_resumes_on_s3_leaves_no_multipart_upload(shared_cluster):
     cluster = shared_cluster
     a, b = cluster.hosts["a"], cluster.hosts["b"]
-    token = cluster.tokens["member"]
+    token = cluster.tokens_of("recovery")["member"]
     image_id = create(b, token)
     cut_upload(b.url, token, image_id, 7, TOTAL, KEPT)
     deadline = time.monotonic() + 60
@@ -109,7 +109,7 @@ def test_a_host_killed_while_it_resumes_on_s3_leaves_no_multipart_upload(shared_
 def test_a_postgresql_restart_during_an_upload_is_a_503_and_the_image_is_queued_at_once(shared_cluster):
     cluster = shared_cluster
     a = cluster.hosts["a"]
-    token = cluster.tokens["member"]
+    token = cluster.tokens_of("recovery")["member"]
     image_id = create(a, token)
     upload = RawUpload(a, token, image_id, content_length=32 * MIB)
     try:
