@@ -9,7 +9,7 @@ export IMAGEDATA_STORES ?= local=file://$(IMAGEDATA_DATA_DIR)/images,archive=fil
 export IMAGEDATA_BIND ?= 127.0.0.1:9292
 PYTEST_ARGS ?=
 
-.PHONY: run test install install-test db-sync clean help
+.PHONY: run test soak install install-test db-sync clean help
 
 help:
 	@echo "make run     start imagedata on $(IMAGEDATA_BIND) (data in $(IMAGEDATA_DATA_DIR))"
@@ -39,6 +39,10 @@ run: db-sync
 
 test: install-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Two minutes of mixed traffic and faults on two hosts (PostgreSQL, SeaweedFS, nginx); see tests/soak/.
+soak: install-test
+	$(BIN)/python -m pytest -s tests/soak/test_soak.py --run-soak $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

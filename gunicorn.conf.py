@@ -121,6 +121,24 @@ def _tune_malloc():
     mallopt(m_mmap_threshold, MALLOC_MMAP_THRESHOLD)
 
 
+def pre_request(worker, req):
+    """Answer ``Expect: 100-continue`` only when the body is read, so that a refusal reaches
+    the client instead and it never sends the body."""
+    from imagedata.server import adapter
+
+    worker.log.debug("%s %s", req.method, req.path)
+    adapter.defer_continue(req)
+
+
+def post_request(worker, req, environ, resp):
+    """After the answer is written: the lingering close of a refused body; a connection whose
+    ``100 Continue`` was never sent does not serve another request."""
+    from imagedata.server import adapter, linger
+
+    adapter.settle_continue(req)
+    linger.linger(environ)
+
+
 def post_fork(server, worker):
     """Per-worker tuning that must happen in the worker process itself."""
     import sys

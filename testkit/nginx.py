@@ -12,6 +12,7 @@ import getpass
 import grp
 import os
 import pwd
+import re
 import shutil
 import signal
 import subprocess
@@ -62,7 +63,11 @@ def deploy_site(upstreams: list[str], listen: str, stores_dir: str, accel_prefix
     its X-Accel location at ``accel_prefix`` serving the stores under ``stores_dir``."""
     text = DEPLOY_SITE.read_text()
     prefix = "/" + accel_prefix.strip("/") + "/"
-    for old, new in (("server 127.0.0.1:9292;", "\n    ".join(f"server {up};" for up in upstreams)),
+    server = re.search(r"server 127\.0\.0\.1:9292(?P<params>[^;\n]*);", text)
+    if server is None:
+        raise RuntimeError(f"{DEPLOY_SITE}: expected an upstream line 'server 127.0.0.1:9292 ...;'")
+    params = server.group("params")  # max_fails and the like, kept for every upstream
+    for old, new in ((server.group(0), "\n    ".join(f"server {up}{params};" for up in upstreams)),
                      ("listen 80;", f"listen {listen};"),
                      ("alias /srv/imagedata/stores/;", f"alias {str(stores_dir).rstrip('/')}/;"),
                      ("location /_accel/ {", f"location {prefix} {{")):

@@ -22,6 +22,8 @@ DB_BACKENDS = ("sqlite", "postgresql")
 
 def pytest_addoption(parser):
     parser.addoption("--run-slow", action="store_true", default=False, help="run the long tests too")
+    parser.addoption("--run-soak", action="store_true", default=False,
+                     help="run the soak (tests/soak/test_soak.py: 2 minutes, 8 with --run-slow; make soak)")
     parser.addoption("--db-backends", default=os.environ.get("IMAGEDATA_TEST_DB_BACKENDS", ",".join(DB_BACKENDS)),
                      help="comma-separated databases the database tests run on (default: sqlite,postgresql)")
 
@@ -46,6 +48,11 @@ def pytest_generate_tests(metafunc):
 
 
 def pytest_collection_modifyitems(config, items):
+    if not config.getoption("--run-soak"):  # its own step of .ci/run, after the suite
+        soaks = [item for item in items if item.get_closest_marker("soak")]
+        if soaks:
+            config.hook.pytest_deselected(items=soaks)
+            items[:] = [item for item in items if not item.get_closest_marker("soak")]
     if config.getoption("--run-slow"):
         return
     skip = pytest.mark.skip(reason="long test: run with --run-slow")

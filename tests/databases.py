@@ -154,14 +154,34 @@ class PostgresCluster(PostgresServerBase):
         if done.returncode != 0:
             raise RuntimeError(f"initdb failed ({done.returncode}): {done.stdout}{done.stderr}")
         self.port = free_port()
+        self._launch()
+        self._wait_ready(timeout)
+        return self
+
+    def _launch(self) -> None:
         args = [self.postgres, "-D", self.data_dir, "-p", str(self.port)]
         for name, value in SERVER_SETTINGS.items():
             args += ["-c", f"{name}={value}"]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(args, cwd=self.root, env=self._env(), stdout=log, stderr=subprocess.STDOUT,
                                          preexec_fn=_die_with_parent, **self._run_as_owner())
+
+    def restart(self, pause: float = 0.0, timeout: float = 60.0) -> None:
+        """Fast shutdown (every connection is cut), ``pause`` seconds down, then the same server
+        again on the same port and data; returns once it accepts connections."""
+        self._shut_down()
+        time.sleep(pause)
+        self._launch()
         self._wait_ready(timeout)
-        return self
+
+    def _shut_down(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.send_signal(signal.SIGQUIT)
+                self.proc.wait(timeout=30)
 
     def _wait_ready(self, timeout: float) -> None:
         import psycopg2
@@ -181,13 +201,7 @@ class PostgresCluster(PostgresServerBase):
 
     def stop(self) -> None:
         """Fast shutdown (SIGINT) of the server we started, by its pid; then remove its folder."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.send_signal(signal.SIGQUIT)
-                self.proc.wait(timeout=30)
+        self._shut_down()
         if self.root:
             shutil.rmtree(self.root, ignore_errors=True)
             self.root = None

@@ -5,11 +5,14 @@ the unread bytes make the connection unusable for a next request. gunicorn
 drops an application's ``Connection: close`` header (it is hop-by-hop) and
 would answer ``keep-alive``, so clients would send their next request on a
 connection the server then closes. This asks the server itself to close it (through
-the server adapter) and sends ``Connection: close`` for servers that honour it.
+the server adapter) and sends ``Connection: close`` for servers that honour it, and
+asks for a lingering close (``imagedata.server.linger``), so the answer is not lost to
+a reset while the client is still sending.
 """
 from __future__ import annotations
 
 from imagedata.server import adapter as server_adapter
+from imagedata.server.linger import request_linger
 
 
 def _has_body(environ) -> bool:
@@ -34,6 +37,7 @@ class CloseAfterRefusedBody:
         def closing_start_response(status, headers, exc_info=None):
             if int(status.split(" ", 1)[0]) >= 400:
                 server_adapter.force_close(environ, start_response)
+                request_linger(environ)
                 headers = [h for h in headers if h[0].lower() != "connection"] + [("Connection", "close")]
             return start_response(status, headers, exc_info)
 

@@ -1,7 +1,8 @@
 """gunicorn's sockets, responses and signals behind small hooks, each with a fallback.
 
 The service needs a few things WSGI does not offer: a read timeout on the client socket
-while an upload streams, closing a connection after refusing an unread body, knowing how
+while an upload streams, closing a connection after refusing an unread body, answering
+``Expect: 100-continue`` only once the body is read, knowing how
 many bytes a ``sendfile`` really sent, stopping reads when the worker must stop, and
 noticing a graceful stop. Under gunicorn these use ``environ["gunicorn.socket"]``, the
 bound ``start_response`` of gunicorn's response object, its ``FileWrapper.filelike`` and the
@@ -59,6 +60,81 @@ def stop_reading(environ: dict) -> bool:
         sock.shutdown(socket.SHUT_RD)
     except OSError:
         return False
+    return True
+
+
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class _DeferredContinue:
+    """A ``100 Continue`` owed to the client, written when its body is first read.
+
+    gunicorn answers ``Expect: 100-continue`` as soon as it has parsed the headers, before
+    the application has decided anything, so a client whose upload is then refused sends
+    its whole body for nothing. Both ways the body is read (gunicorn's reader, and the
+    direct upload path) start with the connection's unreader: ``take_buffered`` or
+    ``chunk``. Those two are shadowed on this instance until the first call.
+    """
+
+    def __init__(self, unreader, sock: socket.socket):
+        self.unreader, self.sock, self.sent = unreader, sock, False
+        self.chunk, self.take_buffered = unreader.chunk, unreader.take_buffered
+        unreader.chunk = self._before(self.chunk)
+        unreader.take_buffered = self._before(self.take_buffered)
+
+    def _before(self, read):
+        def first_read(*args, **kwargs):
+            self.send()
+            return read(*args, **kwargs)
+        return first_read
+
+    def send(self) -> None:
+        """Write ``100 Continue`` once and put the unreader back as it was."""
+        if not self.sent:
+            self.sent = True
+            self.restore()
+            self.sock.sendall(CONTINUE)
+
+    def restore(self) -> None:
+        """Remove the shadowing methods (the unreader serves the connection's next request)."""
+        for name in ("chunk", "take_buffered"):
+            self.unreader.__dict__.pop(name, None)
+
+
+CONTINUE_ATTR = "imagedata_continue"
+
+
+def defer_continue(req) -> bool:
+    """gunicorn's ``pre_request``: send ``100 Continue`` only when the application reads the
+    body, so a refusal answered first reaches the client instead (it never sends the body).
+
+    Fallback: False, and gunicorn sends ``100 Continue`` at once as before.
+    """
+    unreader = getattr(req, "unreader", None)
+    sock = getattr(unreader, "sock", None)
+    if (getattr(req, "_expected_100_continue", None) is not True or type(sock) is not socket.socket
+            or not callable(getattr(unreader, "chunk", None))
+            or not callable(getattr(unreader, "take_buffered", None))):
+        return False
+    setattr(req, CONTINUE_ATTR, _DeferredContinue(unreader, sock))
+    req._expected_100_continue = False
+    return True
+
+
+def settle_continue(req) -> bool:
+    """gunicorn's ``post_request``: if a deferred ``100 Continue`` was never sent, the client
+    may or may not send its body now, so the connection must not serve another request.
+
+    Returns whether the connection was marked to close.
+    """
+    deferred = getattr(req, CONTINUE_ATTR, None)
+    if deferred is None or deferred.sent:
+        return False
+    deferred.restore()
+    body = getattr(req, "body", None)
+    if body is None or not hasattr(body, "failed"):
+        return False
+    body.failed = True  # gunicorn then closes instead of draining for the next request
     return True
 
 

@@ -287,6 +287,16 @@ def _length_read(environ: dict) -> int | None:
     return max(0, int(declared) - left)
 
 
+def bytes_left(environ: dict) -> int | None:
+    """Bytes of a Content-Length body not read yet (None when unknown: chunked, other servers)."""
+    types = _gunicorn_types()
+    stream = environ.get("wsgi.input")
+    if types is None or type(stream) is not types[0] or type(getattr(stream, "reader", None)) is not types[2]:
+        return None
+    read = _length_read(environ)
+    return None if read is None else int(environ["CONTENT_LENGTH"]) - read
+
+
 def watch_body(environ: dict) -> Callable[[], int | None]:
     """Count the request body bytes the app reads: gunicorn's own body is left untouched (the
     direct source needs it) and counted from its bookkeeping; any other stream is wrapped.
