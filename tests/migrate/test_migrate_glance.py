@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import time
 
@@ -21,11 +22,13 @@ import requests
 
 from tests.e2e.server import REPO
 from tests.migrate.conftest import migrate_argv, run_migration
-from tests.migrate.glance_fill import USERS
+from tests.migrate.glance_fill import ADMIN, USERS
 
 pytestmark = pytest.mark.e2e
 # What Glance and imagedata may show differently: the store names, and links.
 NOT_COMPARED = {"stores"}
+# What an image refused for its bytes does not have (updated_at: when it was refused).
+DATA_KEYS = {"status", "checksum", "size", "virtual_size", "os_hash_algo", "os_hash_value", "stores", "updated_at"}
 
 
 def admin_token(target) -> str:
@@ -125,10 +128,63 @@ def _store_files(target) -> list[str]:
 
 
 def _expected_files(target, filled) -> list[str]:
-    names = []
+    """The data file of every image imagedata says is in the local store (image id . attempt)."""
+    with sqlite3.connect(target.db_path) as db:
+        rows = db.execute("SELECT id, data_key FROM image WHERE store = 'local' AND data_key IS NOT NULL").fetchall()
+    return sorted(f"{image_id}.{key}" for image_id, key in rows)
+
+
+def test_every_field_tag_member_and_byte_is_glances(glance, filled, target):
     for made in filled.values():
-        image = get(f"{target.url}/v2/images/{made.id}", admin_token(target)).json()
-        if image.get("stores") == "local":
-            located = dict(line.split("\t", 1) for line in target.cli("locate", made.id).splitlines())
-            names.append(os.path.basename(located["data"]))
-    return sorted(names)
+        theirs = get(f"{glance.url}/v2/images/{made.id}", ADMIN).json()
+        ours = get(f"{target.url}/v2/images/{made.id}", admin_token(target)).json()
+        if made.key == "altered":  # refused: the record without data, queued
+            assert ours["status"] == "queued" and ours["checksum"] is None and ours["size"] is None
+            assert {k: v for k, v in ours.items() if k not in DATA_KEYS} == \
+                   {k: v for k, v in theirs.items() if k not in DATA_KEYS}
+            continue
+        assert {k: v for k, v in ours.items() if k not in NOT_COMPARED} == \
+               {k: v for k, v in theirs.items() if k not in NOT_COMPARED}, made.key
+        if theirs["visibility"] == "shared":
+            assert get(f"{target.url}/v2/images/{made.id}/members", admin_token(target)).json()["members"] == \
+                   get(f"{glance.url}/v2/images/{made.id}/members", ADMIN).json()["members"], made.key
+        if made.sha256 is not None:
+            assert digest_of(f"{target.url}/v2/images/{made.id}/file", admin_token(target)) == made.sha256, made.key
+            assert digest_of(f"{glance.url}/v2/images/{made.id}/file", ADMIN) == made.sha256, made.key
+    assert digest_of(f"{glance.url}/v2/images/{filled['altered'].id}/file", ADMIN) != filled["altered"].sha256
+    assert get(f"{target.url}/v2/images/{filled['altered'].id}/file", admin_token(target)).status_code == 204
+
+
+def test_run_again_has_nothing_to_do(glance, filled, target, tmp_path):
+    done = run_migration(target, glance, "--report", str(tmp_path / "third.json"))
+    assert done.returncode == 1  # the altered image is refused again
+    results = {o["image_id"]: o["result"] for o in report_of(tmp_path / "third.json")["images"]}
+    assert results.pop(filled["altered"].id) == "failed"
+    assert set(results.values()) == {"unchanged"}, done.stdout
+    assert "unchanged" in done.stdout and "| failed" in done.stdout.replace("|  ", "| ")
+
+
+def test_verify_only(glance, filled, target):
+    everything = run_migration(target, glance, "--verify-only", "--bytes")
+    assert everything.returncode == 1
+    assert f"differs\t{filled['altered'].id}" in everything.stdout
+    others = [arg for made in filled.values() if made.key != "altered" for arg in ("--image", made.id)]
+    good = run_migration(target, glance, "--verify-only", "--bytes", *others)
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert good.stdout.count("verified\t") == len(filled) - 1
+
+
+def test_update_metadata_brings_late_changes(glance, filled, target):
+    made = filled["raw-shared"]
+    patch = requests.patch(f"{glance.url}/v2/images/{made.id}", headers={
+        "X-Auth-Token": USERS["pa"], "Content-Type": "application/openstack-images-v2.1-json-patch"},
+        json=[{"op": "add", "path": "/late", "value": "yes"}, {"op": "replace", "path": "/name", "value": "renamed"}],
+        timeout=30)
+    assert patch.status_code == 200, patch.text
+    refused = run_migration(target, glance, "--image", made.id)
+    assert refused.returncode == 1 and "conflict" in refused.stdout and "property late" in refused.stdout
+    updated = run_migration(target, glance, "--image", made.id, "--update-metadata")
+    assert updated.returncode == 0, updated.stdout + updated.stderr
+    ours = get(f"{target.url}/v2/images/{made.id}", admin_token(target)).json()
+    assert ours["late"] == "yes" and ours["name"] == "renamed"
+    assert ours["updated_at"] == get(f"{glance.url}/v2/images/{made.id}", ADMIN).json()["updated_at"]
