@@ -20,11 +20,15 @@ import time
 import pytest
 import requests
 
-from tests.e2e.server import REPO
+import tempfile
+
+from tests.clients.helpers import run_client, table_rows
+from tests.e2e.server import BIN, REPO
 from tests.migrate.conftest import migrate_argv, run_migration
 from tests.migrate.glance_fill import ADMIN, USERS
 
 pytestmark = pytest.mark.e2e
+WORKDIR = tempfile.mkdtemp(prefix="migrate-clients-")
 # What Glance and imagedata may show differently: the store names, and links.
 NOT_COMPARED = {"stores"}
 # What an image refused for its bytes does not have (updated_at: when it was refused).
@@ -188,3 +192,44 @@ def test_update_metadata_brings_late_changes(glance, filled, target):
     ours = get(f"{target.url}/v2/images/{made.id}", admin_token(target)).json()
     assert ours["late"] == "yes" and ours["name"] == "renamed"
     assert ours["updated_at"] == get(f"{glance.url}/v2/images/{made.id}", ADMIN).json()["updated_at"]
+
+
+def _glance_ids(base: str, token: str, *args: str) -> set[str]:
+    """The ids `glance image-list` prints for ``token``."""
+    done = run_client([os.path.join(BIN, "glance"), "--os-image-url", base, "--os-auth-token", token,
+                       "image-list", *args], workdir=WORKDIR)
+    return {row[0] for row in table_rows(done.stdout)[1:]}
+
+
+def _openstack_ids(base: str, token: str, *args: str) -> set[str]:
+    """The ids `openstack image list` prints for ``token``."""
+    done = run_client([os.path.join(BIN, "openstack"), "--os-auth-type", "admin_token", "--os-token", token,
+                       "--os-endpoint", f"{base}/v2", "image", "list", "-f", "value", "-c", "ID", *args],
+                      workdir=WORKDIR)
+    return set(done.stdout.split())
+
+
+LISTINGS = ("", "&visibility=all", "&visibility=community", "&visibility=shared", "&member_status=all",
+            "&os_hidden=true", "&visibility=all&os_hidden=true", "&member_status=pending", "&member_status=rejected")
+
+
+@pytest.mark.parametrize("project", ["pa", "pb", "pc", "pd"])
+def test_each_project_lists_what_it_listed_on_glance(glance, filled, target, project):
+    """Each project's token on both sides (Glance: a test token; imagedata: its own)."""
+    ours, theirs = target.token(project), USERS[project]
+    for query in LISTINGS:
+        assert listed(target.url, ours, query) == listed(glance.url, theirs, query), query
+    for made in filled.values():
+        on_glance = get(f"{glance.url}/v2/images/{made.id}/members", theirs)
+        here = get(f"{target.url}/v2/images/{made.id}/members", ours)
+        assert here.status_code == on_glance.status_code, made.key  # 403 on public and community images
+        if here.status_code == 200:
+            assert here.json()["members"] == on_glance.json()["members"], made.key
+
+
+@pytest.mark.parametrize("project", ["pa", "pb"])
+def test_the_clients_show_each_project_what_glance_showed(glance, filled, target, project):
+    """`glance` and `openstack image` with the project's token against both services."""
+    ours, theirs = target.token(project), USERS[project]
+    assert _glance_ids(target.url, ours, "--visibility", "all") == _glance_ids(glance.url, theirs, "--visibility", "all")
+    assert _openstack_ids(target.url, ours) == _openstack_ids(glance.url, theirs)
