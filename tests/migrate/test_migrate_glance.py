@@ -120,6 +120,7 @@ def test_killed_midway_then_run_again(glance, filled, target, tmp_path):
         proc.wait()
     assert get(f"{target.url}/v2/images/{big.id}", admin_token(target)).json()["status"] == "saving"
     again = run_migration(target, glance, "--report", str(tmp_path / "second.json"))
+    print(again.stdout)  # the summary table, for the record (pytest -s)
     assert again.returncode == 1, again.stdout + again.stderr  # the altered image is refused
     results = {o["image_id"]: o for o in report_of(tmp_path / "second.json")["images"]}
     assert results[big.id]["result"] == "migrated"
