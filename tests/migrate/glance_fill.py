@@ -106,6 +106,10 @@ class Filler:
         self.create("empty", "pa", b"")
         self.create("big", "pa", self._big_file())
         self.create("chosen-id", "pd", os.urandom(5000), id=CHOSEN_ID)
+        staged = self.create("staged", "pd")  # glance-direct's first step: Glance status `uploading`
+        _check(self.call("PUT", f"/v2/images/{staged.id}/stage", USERS["pd"], data=os.urandom(3000),
+                         headers={"Content-Type": "application/octet-stream"}), 204)
+        staged.status = "uploading"
         altered = self.create("altered", "pb", os.urandom(256 * 1024))
         with open(self.glance.data_path(altered.id), "r+b") as f:  # behind Glance's back
             f.seek(1000)
