@@ -113,3 +113,15 @@ def test_quotas_are_not_enforced_but_reported(svc):
     write_data(svc, record, svc.stores.default, [DATA], lambda w: None)
     outcome = Outcome(record.id, "debian", "pa", "active", "create", "migrated")
     assert over_quota(svc, [outcome]) == [{"project": "pa", "limit": "image_size_total", "usage": 10, "allowed": 5}]
+
+
+def test_checksums_glance_never_recorded_are_filled_in(svc):
+    record = glance_record(checksum=None, os_hash_algo=None, os_hash_value=None)
+    create_record(record)
+    write_data(svc, record, svc.stores.default, [DATA], lambda w: mismatch(record, w))
+    row = Image.get_by_id(record.id)
+    assert (row.checksum, row.os_hash_algo, row.os_hash_value) == (
+        hashlib.md5(DATA).hexdigest(), "sha512", hashlib.sha512(DATA).hexdigest())
+    from imagedata.service.migrate.plan import UNCHANGED, plan_image
+
+    assert plan_image(record, load_local(record.id), False).action == UNCHANGED

@@ -132,7 +132,7 @@ def write_data(svc: Services, glance: GlanceImage, store: Store, chunks: Iterabl
         if written.problem is None:
             heartbeat.beat_now()
             writer.commit()
-            _activate(glance, attempt, store)
+            _activate(glance, attempt, store, written, digest.algorithm)
         else:
             writer.abort()
             _requeue(glance.id, attempt, written.problem)
@@ -160,10 +160,15 @@ def _take_lease(svc: Services, image_id: str, attempt: str, store: Store) -> Non
         raise AdoptConflict(f"image {image_id} is not queued without an upload in progress")
 
 
-def _activate(glance: GlanceImage, attempt: str, store: Store) -> None:
-    """saving -> Glance's status, with Glance's recorded size and checksums."""
+def _activate(glance: GlanceImage, attempt: str, store: Store, written: Written, algorithm: str) -> None:
+    """saving -> Glance's status, with Glance's recorded size and checksums (what was computed
+    fills in what Glance never recorded: images older than its multihash have no os_hash_value)."""
+    computed = dict(size=written.size, checksum=written.md5, os_hash_algo=algorithm, os_hash_value=written.hexdigest)
+    recorded = {name: value for name, value in glance.data.items() if value is not None}
+    if "os_hash_value" not in recorded:
+        recorded.pop("os_hash_algo", None)
     values = dict(status=glance.status, store=store.store_id, data_key=attempt, data_error=None,
-                  updated_at=glance.updated_at or utcnow(), **glance.data, **released_fields())
+                  updated_at=glance.updated_at or utcnow(), **{**computed, **recorded}, **released_fields())
     if Image.update(**values).where(holds_lease(glance.id, attempt)).execute() != 1:
         store.delete(glance.id, attempt)
         raise AdoptConflict(f"image {glance.id} lost its lease before it was activated")

@@ -113,5 +113,5 @@ def metadata_differences(glance: GlanceImage, local: LocalImage) -> list[str]:
 
 
 def data_differences(glance: GlanceImage, local: LocalImage) -> list[str]:
-    """The recorded data fields (size, checksums, virtual size) that differ."""
-    return [name for name in DATA_FIELDS if glance.data[name] != getattr(local.row, name)]
+    """The data fields Glance recorded (size, checksums, virtual size) that differ here."""
+    return [name for name in DATA_FIELDS if glance.data[name] is not None and glance.data[name] != getattr(local.row, name)]
