@@ -115,7 +115,8 @@ def write_data(svc: Services, glance: GlanceImage, store: Store, chunks: Iterabl
     _take_lease(svc, glance.id, attempt, store)
     writer = None
     heartbeat = Heartbeat(glance.id, attempt, max(1.0, svc.settings.upload_lease_seconds / 6))
-    digest = ParallelDigest(glance.data.get("os_hash_algo") or svc.settings.hash_algo)
+    # The command's own priority: a migration serves no requests that its hashing would slow.
+    digest = ParallelDigest(glance.data.get("os_hash_algo") or svc.settings.hash_algo, nice=0)
     try:
         writer = store.open_writer(glance.id, attempt, glance.data.get("size"))
         if Image.update(upload_state=writer.state).where(holds_lease(glance.id, attempt)).execute() != 1:
