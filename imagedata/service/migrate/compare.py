@@ -12,11 +12,11 @@ from imagedata.db import database
 from imagedata.service import Services
 from imagedata.service.migrate.plan import UNSETTLED
 from imagedata.service.migrate.record import GlanceImage, data_differences, load_local, metadata_differences
-from imagedata.service.migrate.run import Events, NoEvents, Outcome, select_images
-from imagedata.service.migrate.source import GlanceSource
+from imagedata.service.migrate.run import Events, NoEvents, Outcome, fetch_members, select_images
+from imagedata.service.migrate.source import GlanceSource, SourceError
 from imagedata.service.verify import RateLimit, check_image
 
-RESULTS = ("verified", "differs", "missing", "skipped", "failed")
+RESULTS = ("verified", "differs", "missing", "skipped", "failed")  # failed: Glance could not be read
 
 
 def verify_all(svc: Services, source: GlanceSource, images=(), projects=(), read_bytes: bool = False,
@@ -26,8 +26,12 @@ def verify_all(svc: Services, source: GlanceSource, images=(), projects=(), read
     events.selected(chosen)
     for glance in chosen:
         started = time.monotonic()
-        with database.connection_context():
-            outcome = verify_one(svc, glance, read_bytes, events)
+        try:
+            fetch_members(source, glance)
+            with database.connection_context():
+                outcome = verify_one(svc, glance, read_bytes, events)
+        except SourceError as exc:
+            outcome = Outcome(glance.id, glance.name, glance.owner, glance.status, "verify", "failed", str(exc))
         outcome.seconds = round(time.monotonic() - started, 3)
         events.finished(outcome)
         outcomes.append(outcome)

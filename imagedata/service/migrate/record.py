@@ -73,9 +73,13 @@ def from_glance(body: dict, members: list[dict] | None = None) -> GlanceImage:
         id=body["id"].lower(), status=body.get("status") or "", base=base,
         data={name: body.get(name) for name in DATA_FIELDS}, updated_at=parse_time(body.get("updated_at")),
         tags=list(body.get("tags") or []), properties=properties,
-        members={m["member_id"]: {"status": m["status"], "created_at": parse_time(m.get("created_at")),
-                                  "updated_at": parse_time(m.get("updated_at"))} for m in members or []},
-        dropped=dropped)
+        members=parse_members(members or []), dropped=dropped)
+
+
+def parse_members(members: list[dict]) -> dict[str, dict]:
+    """Glance's member list as {member: {status, created_at, updated_at}}."""
+    return {m["member_id"]: {"status": m["status"], "created_at": parse_time(m.get("created_at")),
+                             "updated_at": parse_time(m.get("updated_at"))} for m in members}
 
 
 @dataclasses.dataclass

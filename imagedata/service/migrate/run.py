@@ -18,7 +18,7 @@ from imagedata.service import Services, quotas
 from imagedata.service.lease import recover_uploads
 from imagedata.service.migrate import plan as plans
 from imagedata.service.migrate.adopt import AdoptConflict, create_record, update_metadata
-from imagedata.service.migrate.record import WITH_DATA, GlanceImage, from_glance, load_local
+from imagedata.service.migrate.record import WITH_DATA, GlanceImage, from_glance, load_local, parse_members
 from imagedata.service.migrate.source import GlanceSource, SourceError
 from imagedata.service.migrate.transfer import copy_data
 from imagedata.stores.base import Store
@@ -86,7 +86,8 @@ class NoEvents:
 
 
 def select_images(source: GlanceSource, images=(), projects=()) -> tuple[list[GlanceImage], list[Outcome]]:
-    """Glance's images (with their members) by id, by owner, or all; and the ids Glance did not have."""
+    """Glance's images by id, by owner, or all (members are read per image, by the workers); and
+    the ids Glance did not have."""
     bodies, missing = [], []
     if images:
         for image_id in dict.fromkeys(i.lower() for i in images):
@@ -101,9 +102,13 @@ def select_images(source: GlanceSource, images=(), projects=()) -> tuple[list[Gl
             bodies += list(source.list_images(owner=project))
     else:
         bodies = list(source.list_images())
-    chosen = [from_glance(body, source.list_members(body["id"]) if body.get("visibility") == "shared" else [])
-              for body in bodies]
-    return chosen, missing
+    return [from_glance(body) for body in bodies], missing
+
+
+def fetch_members(source: GlanceSource, glance: GlanceImage) -> None:
+    """Read the image's members from Glance (only shared images have any; Glance: 403 for the rest)."""
+    if glance.base.get("visibility") == "shared":
+        glance.members = parse_members(source.list_members(glance.id))
 
 
 def choose_store(svc: Services, store_id: str | None) -> Store:
@@ -133,6 +138,7 @@ def migrate_one(svc: Services, source: GlanceSource, store: Store, glance: Glanc
     started = time.monotonic()
     outcome = Outcome(glance.id, glance.name, glance.owner, glance.status, "", "", size=glance.data.get("size"))
     try:
+        fetch_members(source, glance)
         with database.connection_context():
             plan = plans.plan_image(glance, load_local(glance.id), opts.update_metadata)
             outcome.action, outcome.reason = plan.action, plan.reason
