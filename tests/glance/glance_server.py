@@ -1,10 +1,11 @@
 """The real OpenStack Glance for the tests: its own cached virtualenv, SQLite, two file stores, gunicorn.
 
 The virtualenv (glance and gunicorn, pinned by constraints.txt) is built once and kept under
-``~/.cache/imagedata/glance-venv-<version>-<hash>`` (or ``$IMAGEDATA_GLANCE_VENV``): about 80 s
-with a cold pip cache (nothing compiles: gunicorn instead of uWSGI), none after. So is an
-empty, migrated Glance database (``glance-manage db_sync`` takes about 5 s), which every
-server then copies. A server starts in about 4 s.
+``~/.cache/imagedata/glance-venv-<version>-<hash>`` (or ``$IMAGEDATA_GLANCE_VENV``): measured
+at 52 s with pip's cache warm and 220 s without it (on a busy 2-core host; nothing compiles:
+gunicorn instead of uWSGI, which serves chunked uploads and glanceclient as well), none after.
+So is an empty, migrated Glance database (``glance-manage db_sync`` takes about 5 s), which
+every server then copies. A server starts in 3 to 6 s.
 
 Identity without Keystone: each request names its caller in ``X-Auth-Token:
 <user>:<project>:<role>[,<role>...]`` (``token()`` builds one; glance_auth.py reads it) and
