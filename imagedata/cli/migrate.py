@@ -82,9 +82,13 @@ def _line(outcome) -> str:
 
 
 def _summary(outcomes, results, seconds: float, terminal: bool, title: str) -> Table:
-    table = Table(title=f"{title}: {len(outcomes)} image(s) in {seconds:.1f} s",
+    copied = sum(o.copied for o in outcomes)
+    rate = f", {copied / seconds / (1 << 20):.1f} MiB/s" if copied and seconds else ""
+    table = Table(title=f"{title}: {len(outcomes)} image(s) in {seconds:.1f} s{rate}",
                   box=box.SIMPLE if terminal else box.ASCII, title_justify="left")
-    for column, justify in (("result", "left"), ("images", "right"), ("bytes", "right"), ("MiB/s", "right")):
+    # MiB/s per transfer: bytes over the seconds the transfers of that result took.
+    for column, justify in (("result", "left"), ("images", "right"), ("bytes", "right"),
+                            ("MiB/s each", "right")):
         table.add_column(column, justify=justify)
     for result in results:
         chosen = [o for o in outcomes if o.result == result]
