@@ -2,8 +2,9 @@
 
 What a port of adopt.py onto another data model must keep: a record created queued with Glance's
 metadata and members; bytes that verify make the image active (or deactivated) with Glance's
-record; bytes that do not are dropped and the image stays queued with the reason; a failure
-midway leaves the image queued and nothing in the store; quotas are not enforced, but reported.
+record and one copy in the chosen store; bytes that do not are dropped, the image stays queued
+and the reason is returned; a failure midway leaves the image queued and nothing in the store;
+quotas are not enforced, but reported.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 
 from imagedata.db import database
 from imagedata.models import Image, ImageMember
+from imagedata.service import locations
 from imagedata.service.migrate.adopt import AdoptConflict, create_record, update_metadata, write_data
 from imagedata.service.migrate.record import from_glance, load_local
 from imagedata.service.migrate.run import Outcome, over_quota
@@ -43,8 +45,10 @@ def test_a_verified_image_becomes_active_with_glances_record(svc, tmp_path):
     written = write_data(svc, record, svc.stores.default, [DATA[:4], DATA[4:]], lambda w: mismatch(record, w))
     assert written.problem is None
     local = load_local(record.id)
-    assert (local.row.status, local.row.size, local.row.checksum, local.row.store) == (
-        "active", 10, record.data["checksum"], svc.stores.default.store_id)
+    assert (local.row.status, local.row.size, local.row.checksum, local.row.attempt) == (
+        "active", 10, record.data["checksum"], None)
+    assert [(c.store, c.size, c.status) for c in locations.copies_of(record.id)] == [
+        (svc.stores.default.store_id, 10, "active")]
     assert local.row.created_at == record.base["created_at"] and local.row.updated_at == record.updated_at
     assert local.tags == ["x"] and local.properties == {"os_distro": "debian"} and local.members == {"pb": "accepted"}
     member = ImageMember.get(ImageMember.image == record.id)
@@ -59,15 +63,14 @@ def test_a_deactivated_image_stays_deactivated(svc):
     assert Image.get_by_id(record.id).status == "deactivated"
 
 
-def test_bytes_that_do_not_verify_leave_the_image_queued_with_the_reason(svc, tmp_path):
+def test_bytes_that_do_not_verify_leave_the_image_queued_and_say_why(svc, tmp_path):
     record = glance_record()
     create_record(record)
     written = write_data(svc, record, svc.stores.default, [b"x" * 10], lambda w: mismatch(record, w))
-    assert "md5" in written.problem
+    assert "md5" in written.problem and "do not match" in written.problem
     row = Image.get_by_id(record.id)
-    assert (row.status, row.size, row.checksum, row.data_key, row.upload_token) == ("queued", None, None, None, None)
-    assert "do not match" in row.data_error
-    assert store_files(tmp_path) == []
+    assert (row.status, row.size, row.checksum, row.attempt, row.attempt_state) == ("queued", None, None, None, None)
+    assert locations.copies_of(record.id) == [] and store_files(tmp_path) == []
 
 
 def test_a_failure_midway_leaves_the_image_queued_and_the_store_empty(svc, tmp_path):
@@ -81,8 +84,8 @@ def test_a_failure_midway_leaves_the_image_queued_and_the_store_empty(svc, tmp_p
     with pytest.raises(OSError):
         write_data(svc, record, svc.stores.default, broken(), lambda w: None)
     row = Image.get_by_id(record.id)
-    assert (row.status, row.upload_token, row.store) == ("queued", None, None)
-    assert store_files(tmp_path) == []
+    assert (row.status, row.attempt, row.attempt_store, row.reserved_bytes) == ("queued", None, None, 0)
+    assert locations.copies_of(record.id) == [] and store_files(tmp_path) == []
 
 
 def test_records_are_never_created_twice_and_data_never_written_twice(svc):

@@ -74,7 +74,7 @@ def local_of(body=GLANCE, members=MEMBERS, **row) -> LocalImage:
     """The imagedata side as a migration would have written it, with ``row`` changes."""
     record = from_glance(body, members)
     values = {**record.base, **record.data, "id": record.id, "status": record.status, "deleted": False,
-              "partial_size": None, "data_error": None, **row}
+              "kept_size": None, **row}
     return LocalImage(Image(**values), list(record.tags), dict(record.properties),
                       {m: info["status"] for m, info in record.members.items()})
 
@@ -92,7 +92,7 @@ def local_of(body=GLANCE, members=MEMBERS, **row) -> LocalImage:
     ({"name": "renamed"}, {}, True, plans.UPDATE),
     ({"status": "deactivated"}, {}, True, plans.UPDATE),
     ({}, {"status": "queued", "checksum": None, "size": None}, False, plans.CONTINUE),  # cut midway
-    ({}, {"status": "queued", "partial_size": 5}, False, plans.CONFLICT),
+    ({}, {"status": "queued", "kept_size": 5}, False, plans.CONFLICT),  # an upload keeps resumable bytes
     ({"status": "queued"}, {"status": "queued"}, False, plans.UNCHANGED),
     ({"status": "queued"}, {}, False, plans.CONFLICT),  # data here, none on Glance
 ])

@@ -9,12 +9,12 @@ from __future__ import annotations
 import time
 
 from imagedata.db import database
-from imagedata.service import Services
+from imagedata.service import Services, locations
 from imagedata.service.migrate.plan import UNSETTLED
 from imagedata.service.migrate.record import GlanceImage, data_differences, load_local, metadata_differences
 from imagedata.service.migrate.run import Events, NoEvents, Outcome, fetch_members, select_images
 from imagedata.service.migrate.source import GlanceSource, SourceError
-from imagedata.service.verify import RateLimit, check_image
+from imagedata.service.verify import RateLimit, check_copy
 
 RESULTS = ("verified", "differs", "missing", "skipped", "failed")  # failed: Glance could not be read
 
@@ -56,10 +56,14 @@ def verify_one(svc: Services, glance: GlanceImage, read_bytes: bool, events: Eve
         differs += data_differences(glance, local)
     if not differs and read_bytes and glance.has_data:
         events.started(glance)
-        finding = check_image(svc, local.row, RateLimit(None), lambda n: events.advanced(glance.id, n))
-        outcome.copied = finding.size
-        if finding.result != "ok":
-            differs.append(f"stored bytes: {finding.result} ({finding.reason})")
+        copies = locations.copies_of(local.row.id)
+        if not copies:
+            differs.append("stored bytes: no copy recorded")
+        for copy in copies:  # every copy (one after a migration; more once copied between stores)
+            finding = check_copy(svc, copy, RateLimit(None), lambda n: events.advanced(glance.id, n))
+            outcome.copied += finding.size
+            if finding.result != "ok":
+                differs.append(f"stored bytes in {copy.store}: {finding.result} ({finding.reason})")
     if differs:
         outcome.result, outcome.reason = "differs", ", ".join(differs)
     return outcome

@@ -49,9 +49,8 @@ def plan_image(glance: GlanceImage, local: LocalImage | None, allow_update: bool
         if differs:
             return Plan(CONFLICT, "the data differs from Glance's: " + ", ".join(differs))
         return changes or Plan(UNCHANGED, "migrated already")
-    if row.partial_size is not None:
-        return Plan(CONFLICT, "an upload to imagedata keeps partial data for this image")
+    if row.kept_size is not None:
+        return Plan(CONFLICT, "an upload to imagedata keeps the bytes of an interrupted upload for this image")
     if glance.has_data:
-        reason = f"retrying: {row.data_error}" if row.data_error else "the record is there without its data"
-        return Plan(CONTINUE, reason, needs_data=True, update_metadata=bool(changed))
+        return Plan(CONTINUE, "the record is there without its data", needs_data=True, update_metadata=bool(changed))
     return changes or Plan(UNCHANGED, "migrated already (queued without data, as on Glance)")

@@ -2,7 +2,7 @@
 
 Safe to run again and again: each image is planned from what imagedata holds now (see
 ``plan``); an image whose transfer was cut by a killed run is found with a dead upload lease,
-returned to queued (its partial bytes removed) and continued.
+returned to queued (what it wrote removed) and continued.
 """
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ from typing import Protocol
 
 from imagedata.db import database
 from imagedata.errors import ImageDataError
-from imagedata.service import Services, quotas
-from imagedata.service.lease import recover_uploads
+from imagedata.service import Services, lifecycle, quotas
 from imagedata.service.migrate import plan as plans
 from imagedata.service.migrate.adopt import AdoptConflict, create_record, update_metadata
 from imagedata.service.migrate.record import WITH_DATA, GlanceImage, from_glance, load_local, parse_members
@@ -126,7 +125,7 @@ def migrate(svc: Services, source: GlanceSource, opts: Options, events: Events =
     events.selected(images)
     if not opts.dry_run:
         with database.connection_context():
-            recover_uploads(svc)  # transfers of a run that was killed: back to queued, bytes removed
+            lifecycle.recover(svc)  # transfers of a run that was killed: back to queued, bytes removed
     with concurrent.futures.ThreadPoolExecutor(max(1, opts.parallel)) as pool:
         outcomes += list(pool.map(lambda image: migrate_one(svc, source, store, image, opts, events), images))
     return outcomes
