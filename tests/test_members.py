@@ -105,9 +105,10 @@ def test_only_shared_images_have_members(client, who, visibility):
     assert "shared" in response.get_json()["message"]
 
 
-# Glance 33 (calibrated on the real one, see tests/migrate/test_glance_views.py): listing the members
-# of an image that is not shared is 403 "Not allowed to list members" for everyone who can see the
-# image, admins included; showing one membership there is 404 "Only shared images have members".
+# Glance 33 (the real one agrees: each project's listings in tests/migrate/test_migrate_glance.py):
+# listing the members of an image that is not shared is 403 "Not allowed to list members" for
+# everyone who can see the image, admins included; showing one membership there is 404 "Only
+# shared images have members".
 @pytest.mark.parametrize("visibility, caller", [("public", "admin"), ("public", "p2"), ("community", "owner"),
                                                 ("community", "p3"), ("community", "admin"), ("private", "owner"),
                                                 ("private", "admin")])

@@ -21,9 +21,9 @@ import os
 import shutil
 import subprocess
 
+from testkit.ports import free_port
+from testkit.processes import log_tail, stop_process, wait_until_answering
 from tests import toolvenv
-from tests.e2e.server import free_port
-from tests.processes import stop_process, wait_until_answering
 from tests.toolvenv import ToolSetupError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -189,11 +189,4 @@ class Glance:
 
     def log(self) -> str:
         """The end of gunicorn's and Glance's own logs."""
-        text = ""
-        for path in (self.log_path, os.path.join(self.root, "glance-api.log")):
-            try:
-                with open(path, errors="replace") as f:
-                    text += f.read()[-3000:]
-            except OSError:
-                pass
-        return text
+        return log_tail(self.log_path) + log_tail(os.path.join(self.root, "glance-api.log"))

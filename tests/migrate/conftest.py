@@ -35,15 +35,12 @@ def filled(glance, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def target(tmp_path_factory, seaweedfs):
+def target(start_module_server, seaweedfs):
     """The imagedata the images move to: file stores local (default) and slow, and an S3 store."""
-    root = tmp_path_factory.mktemp("imagedata")
-    bucket = seaweedfs.make_bucket("migrated")
-    stores = f"local=file://{root}/stores/local,slow=file://{root}/stores/slow,s3={seaweedfs.store_url(bucket)}"
-    server = Server(root, IMAGEDATA_STORES=stores, **seaweedfs.env()).start()
-    server.bucket = bucket
-    yield server
-    server.stop()
+    server = start_module_server("imagedata", start=False, **seaweedfs.env())
+    server.bucket = seaweedfs.make_bucket("migrated")
+    server.env["IMAGEDATA_STORES"] += f",s3={seaweedfs.store_url(server.bucket)}"
+    return server.start()
 
 
 def migrate_argv(glance: Glance, *args: str) -> list[str]:
