@@ -17,7 +17,7 @@ from imagedata.models import Image, ImageMember
 from imagedata.service import locations
 from imagedata.service.migrate.adopt import AdoptConflict, create_record, update_metadata, write_data
 from imagedata.service.migrate.record import from_glance, load_local
-from imagedata.service.migrate.run import Outcome, over_quota
+from imagedata.service.migrate.run import Outcome, choose_store, over_quota
 from imagedata.service.migrate.transfer import mismatch
 from imagedata.service.quotas import set_quota
 from tests.conftest import store_files
@@ -128,3 +128,10 @@ def test_checksums_glance_never_recorded_are_filled_in(svc):
     from imagedata.service.migrate.plan import UNCHANGED, plan_image
 
     assert plan_image(record, load_local(record.id), False).action == UNCHANGED
+
+
+def test_the_staging_store_is_never_a_migrations_target(svc):
+    assert choose_store(svc, None) is svc.stores.default
+    assert svc.stores.get("os_glance_staging_store") is svc.stores.staging is not None
+    with pytest.raises(ValueError, match="no store 'os_glance_staging_store' \\(configured: local"):
+        choose_store(svc, "os_glance_staging_store")

@@ -111,8 +111,9 @@ def fetch_members(source: GlanceSource, glance: GlanceImage) -> None:
 
 
 def choose_store(svc: Services, store_id: str | None) -> Store:
-    """The named store or the default; ValueError naming the configured ones."""
-    store = svc.stores.get(store_id) if store_id else svc.stores.default
+    """The named store or the default (never the staging store, which holds no image's copy);
+    ValueError naming the configured ones."""
+    store = svc.stores.named(store_id) if store_id else svc.stores.default
     if store is None:
         raise ValueError(f"no store {store_id!r} (configured: {', '.join(s.store_id for s in svc.stores)})")
     return store
