@@ -135,3 +135,15 @@ def test_the_staging_store_is_never_a_migrations_target(svc):
     assert svc.stores.get("os_glance_staging_store") is svc.stores.staging is not None
     with pytest.raises(ValueError, match="no store 'os_glance_staging_store' \\(configured: local"):
         choose_store(svc, "os_glance_staging_store")
+
+
+def test_update_metadata_deactivates_and_reactivates_as_glance_did(svc):
+    record = glance_record()
+    create_record(record)
+    write_data(svc, record, svc.stores.default, [DATA], lambda w: mismatch(record, w))
+    update_metadata(glance_record(status="deactivated"), "deactivated")
+    assert Image.get_by_id(record.id).status == "deactivated"
+    update_metadata(glance_record(), "active")
+    row = Image.get_by_id(record.id)
+    assert (row.status, row.checksum, row.updated_at) == ("active", record.data["checksum"], record.updated_at)
+    assert len(locations.copies_of(record.id)) == 1

@@ -87,13 +87,15 @@ def update_metadata(glance: GlanceImage, status: str | None = None) -> None:
     """Glance's metadata over the image (and ``status``, active <-> deactivated, when given)."""
     values = {name: glance.base[name] for name in BASE_FIELDS}
     values["updated_at"] = glance.updated_at or utcnow()
+    settled = (Image.id == glance.id) & (Image.deleted == False) & Image.status.in_(  # noqa: E712
+        ("queued", *lifecycle.DATA_STATUSES))
     with write_transaction():
-        row = Image.get_or_none((Image.id == glance.id) & (Image.deleted == False))  # noqa: E712
-        if row is None or row.status not in ("queued", *lifecycle.DATA_STATUSES):
+        row = Image.get_or_none(settled)
+        if row is None or (status is not None and status != row.status
+                           and not lifecycle.set_data_status(glance.id, row.status, status)):
             raise AdoptConflict(f"image {glance.id} changed while it was migrated")
-        if status is not None and status != row.status and not lifecycle.set_data_status(glance.id, row.status, status):
+        if Image.update(**values).where(settled).execute() != 1:
             raise AdoptConflict(f"image {glance.id} changed while it was migrated")
-        Image.update(**values).where(Image.id == glance.id).execute()
         _write_extras(glance)
         set_members(glance)
 
