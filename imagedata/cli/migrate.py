@@ -115,15 +115,19 @@ def make_source(glance_url, glance_token, os_cloud) -> GlanceSource:
 
 
 @click.command("migrate-from-glance")
-@click.option("--glance-url", envvar="IMAGEDATA_GLANCE_URL", metavar="URL", help="Glance's root URL (a trailing /v2 is accepted).")
+@click.option("--glance-url", envvar="IMAGEDATA_GLANCE_URL", metavar="URL",
+              help="Glance's root URL (a trailing /v2 is accepted).")
 @click.option("--glance-token", envvar="IMAGEDATA_GLANCE_TOKEN", metavar="TOKEN",
               help="An admin token for it (or IMAGEDATA_GLANCE_TOKEN).")
-@click.option("--os-cloud", envvar="OS_CLOUD", metavar="NAME", help="A cloud of clouds.yaml (else the OS_* environment).")
+@click.option("--os-cloud", envvar="OS_CLOUD", metavar="NAME",
+              help="A cloud of clouds.yaml (else the OS_* environment).")
 @click.option("--image", "images", multiple=True, metavar="ID", help="Only this image (repeatable).")
 @click.option("--project", "projects", multiple=True, metavar="ID", help="Only images of this project (repeatable).")
-@click.option("--store", "store_id", default=None, metavar="S", help="The store the data goes to (default: the default store).")
+@click.option("--store", "store_id", default=None, metavar="S",
+              help="The store the data goes to (default: the default store).")
 @click.option("--dry-run", is_flag=True, help="Say what would happen; change nothing.")
-@click.option("--parallel", type=click.IntRange(1, 32), default=2, metavar="N", show_default=True, help="Concurrent transfers.")
+@click.option("--parallel", type=click.IntRange(1, 32), default=2, metavar="N", show_default=True,
+              help="Concurrent transfers.")
 @click.option("--update-metadata", is_flag=True, help="Bring over metadata changed on Glance since the last run.")
 @click.option("--verify-only", is_flag=True, help="Compare both sides (records, members, tags, checksums).")
 @click.option("--bytes", "read_bytes", is_flag=True, help="With --verify-only: read the stored bytes back too.")

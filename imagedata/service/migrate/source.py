@@ -11,7 +11,7 @@ import json
 import logging
 import ssl
 from typing import Callable, Iterator
-from urllib.parse import urlencode, urljoin, urlsplit
+from urllib.parse import urlencode, urlsplit
 
 log = logging.getLogger(__name__)
 
