@@ -477,6 +477,18 @@ def test_list_shows_only_visible_images(client, auth, other, admin, new_image):
     assert mine["community"] in listed_ids(client, admin, "?visibility=all")
 
 
+def test_list_visibility_all_includes_community_images_of_others(client, auth, other, admin, new_image):
+    """Glance 33 (calibrated on the real one): a non-admin's ?visibility=all lists every community
+    image, like ?visibility=community; the default listing lists only the caller's own."""
+    community = new_image(visibility="community")["id"]
+    public = new_image(headers=admin, visibility="public")["id"]
+    theirs = new_image(headers=other, visibility="private")["id"]
+    assert sorted(listed_ids(client, other, "?visibility=all")) == sorted([community, public, theirs])
+    assert sorted(listed_ids(client, other)) == sorted([public, theirs])
+    hidden = new_image(visibility="community", os_hidden=True)["id"]
+    assert listed_ids(client, other, "?visibility=all&os_hidden=true") == [hidden]
+
+
 def test_list_by_user_without_roles_is_403(client, make_token):
     roleless = {"X-Auth-Token": make_token("p1", ())}
     assert client.get("/v2/images", headers=roleless).status_code == 403

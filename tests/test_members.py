@@ -105,6 +105,29 @@ def test_only_shared_images_have_members(client, who, visibility):
     assert "shared" in response.get_json()["message"]
 
 
+# Glance 33 (the real one agrees: each project's listings in tests/migrate/test_migrate_glance.py):
+# listing the members of an image that is not shared is 403 "Not allowed to list members" for
+# everyone who can see the image, admins included; showing one membership there is 404 "Only
+# shared images have members".
+@pytest.mark.parametrize("visibility, caller", [("public", "admin"), ("public", "p2"), ("community", "owner"),
+                                                ("community", "p3"), ("community", "admin"), ("private", "owner"),
+                                                ("private", "admin")])
+def test_members_of_an_image_that_is_not_shared_are_403(client, who, visibility, caller):
+    creator = who["admin"] if visibility == "public" else who["owner"]
+    image_id = create(client, creator, visibility=visibility, upload=False)
+    response = client.get(f"/v2/images/{image_id}/members", headers=who[caller])
+    assert response.status_code == 403
+    assert response.get_json()["message"] == f"Not allowed to list members for image {image_id}."
+    shown = client.get(f"/v2/images/{image_id}/members/p2", headers=who[caller])
+    assert shown.status_code == 404
+    assert shown.get_json()["message"] == "Only shared images have members."
+
+
+def test_members_of_a_private_image_stay_404_for_others(client, who):
+    image_id = create(client, who["owner"], visibility="private", upload=False)
+    assert client.get(f"/v2/images/{image_id}/members", headers=who["p2"]).status_code == 404
+
+
 @pytest.mark.parametrize("caller, expected", [("owner-reader", 403), ("p3", 404), ("p1-noroles", 404)])
 def test_add_member_needs_owner_member(client, who, image, caller, expected):
     assert add(client, image, who[caller], member="p9").status_code == expected

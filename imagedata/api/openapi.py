@@ -175,7 +175,7 @@ def _member_paths() -> dict:
     return {
         "/v2/images/{image_id}/members": {
             "parameters": [IMAGE_ID],
-            "get": _op("listMembers", _responses("401", "404", ok=_ok("200", "Members"))),
+            "get": _op("listMembers", _responses("401", "403", "404", ok=_ok("200", "Members"))),
             "post": _op("addMember", _responses("400", "401", "403", "404", "409", "413",
                                                 ok=_ok("200", "Member", "Member", member_links)),
                         requestBody={"required": True, "content": _json("MemberCreate")})},

@@ -10,6 +10,7 @@ from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
 from imagedata import metrics
+from imagedata.cli.migrate import migrate_from_glance
 from imagedata.cli.verify import verify
 from imagedata.db import database
 from imagedata.errors import ImageDataError
@@ -50,6 +51,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(scrub)
     app.cli.add_command(locate)
     app.cli.add_command(verify)
+    app.cli.add_command(migrate_from_glance)
     app.cli.add_command(link)
     from imagedata.cli.metadefs import metadefs  # imports this module's ``connected``
 

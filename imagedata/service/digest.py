@@ -40,11 +40,11 @@ def check_algorithm(name: str) -> str:
     return canonical
 
 
-def _lower_priority() -> None:
+def _lower_priority(nice: int = HASH_NICE) -> None:
     """Raise the calling thread's nice value (best effort: not every platform has per-thread nice)."""
     try:
         tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), HASH_NICE))
+        os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), nice))
     except (AttributeError, OSError) as exc:  # pragma: no cover - depends on the platform
         log.debug("could not lower the priority of a hashing thread: %s", exc)
 
@@ -52,17 +52,18 @@ def _lower_priority() -> None:
 class _HashThread:
     """One digest fed through a bounded queue by the request thread."""
 
-    def __init__(self, name: str, digest, depth: int, progress: threading.Condition):
+    def __init__(self, name: str, digest, depth: int, progress: threading.Condition, nice: int = HASH_NICE):
         self.digest = digest
         self.queue: queue.Queue = queue.Queue(maxsize=depth)
         self.error: BaseException | None = None
         self.done = 0  # buffers hashed so far
         self.progress = progress
+        self.nice = nice
         self.thread = threading.Thread(target=self._run, name=f"hash-{name}", daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
-        _lower_priority()
+        _lower_priority(self.nice)
         update = self.digest.update
         while True:
             item = self.queue.get()
@@ -86,12 +87,12 @@ class _HashThread:
 class ParallelDigest:
     """md5 and ``algorithm`` (sha512 by default) over the same buffers, in two helper threads."""
 
-    def __init__(self, algorithm: str = DEFAULT_ALGORITHM, depth: int = 4):
+    def __init__(self, algorithm: str = DEFAULT_ALGORITHM, depth: int = 4, nice: int = HASH_NICE):
         self.algorithm = check_algorithm(algorithm)
         self.submitted = 0
         self._progress = threading.Condition()
-        self._md5 = _HashThread("md5", hashlib.md5(usedforsecurity=False), depth, self._progress)
-        self._multihash = _HashThread(self.algorithm, hashlib.new(self.algorithm), depth, self._progress)
+        self._md5 = _HashThread("md5", hashlib.md5(usedforsecurity=False), depth, self._progress, nice)
+        self._multihash = _HashThread(self.algorithm, hashlib.new(self.algorithm), depth, self._progress, nice)
 
     def update(self, data) -> None:
         """Queue one buffer for both digests (blocks when they fall ``depth`` buffers behind)."""

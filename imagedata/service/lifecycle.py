@@ -95,9 +95,9 @@ def lost_lease(image_id: str) -> ImageDataError:
 
 
 def take(svc: Services, image: Image, store: Store, expected: int | None, resume: bool,
-         status: str = "saving") -> Attempt:
+         status: str = "saving", reserve_quota: bool = True) -> Attempt:
     """queued -> saving (PUT /file) or uploading (PUT /stage) for a new attempt, with its
-    lease and quota reservation, atomically.
+    lease and quota reservation (none for a migration: ``reserve_quota=False``), atomically.
 
     The row must still hold what was read (the same kept bytes, or none), so a resume or a
     restart never acts on data another request changed meanwhile. A fresh start (not a
@@ -120,7 +120,8 @@ def take(svc: Services, image: Image, store: Store, expected: int | None, resume
                 raise deleted_error(image.id) or InvalidImageState(
                     f"Image status transition from queued to {status} is not allowed: "
                     "another upload is in progress or the image changed.")
-            reserved, quota_limit = quotas.reserve_upload(svc.settings, image.id, image.owner, expected)
+            reserved, quota_limit = (quotas.reserve_upload(svc.settings, image.id, image.owner, expected)
+                                     if reserve_quota else (0, None))
             if reserved:
                 Image.update(reserved_bytes=reserved).where(Image.id == image.id).execute()
     except UNAVAILABLE_ERRORS as exc:
@@ -162,8 +163,26 @@ def renew(image_id: str, attempt: str) -> bool:
 def activate(svc: Services, att: Attempt, size: int, md5: str, digest: str, virtual_size: int | None) -> Image:
     """saving -> active: the committed object becomes the image's first copy. If the attempt
     lost the image meanwhile, its object is removed and that is the error."""
-    values = dict(status="active", size=size, checksum=md5, os_hash_algo=svc.settings.hash_algo,
-                  os_hash_value=digest, virtual_size=virtual_size, updated_at=utcnow(), **_released())
+    return _first_copy(svc, att, dict(status="active", size=size, checksum=md5, os_hash_algo=svc.settings.hash_algo,
+                                      os_hash_value=digest, virtual_size=virtual_size, updated_at=utcnow()))
+
+
+def activate_migrated(svc: Services, att: Attempt, status: str, record: dict,
+                      updated_at: datetime.datetime) -> Image:
+    """saving -> ``status`` (active, or deactivated as it was on the service it comes from)
+    with the record carried over by ``imagedata migrate-from-glance``: ``record`` holds the
+    size, checksum, os_hash_algo, os_hash_value and virtual_size the migration verified."""
+    if status not in DATA_STATUSES:
+        raise ValueError(f"a migrated image with data is active or deactivated, not {status}")
+    fields = ("size", "checksum", "os_hash_algo", "os_hash_value", "virtual_size")
+    return _first_copy(svc, att, dict(status=status, updated_at=updated_at, **{f: record.get(f) for f in fields}))
+
+
+def _first_copy(svc: Services, att: Attempt, values: dict) -> Image:
+    """saving -> ``values`` (status and data columns): the attempt's committed object becomes
+    the image's first copy, or is removed when the attempt lost the image meanwhile."""
+    size = values["size"]
+    values = {**values, **_released()}
     try:
         with database.atomic():
             rows = Image.update(**values).where(owns(att.image.id, att.attempt)).execute()

@@ -110,7 +110,7 @@ def _visible_condition(caller: Caller, q: ListQuery):
         members = members.where(ImageMember.status == q.member_status)
     seen = ((Image.owner == caller.project_id) | (Image.visibility == "public") | Image.owner.is_null()
             | ((Image.visibility == "shared") & Image.id.in_(members)))
-    if q.visibility == "community":
+    if q.visibility in ("community", "all"):  # Glance: `all` includes every community image
         seen |= Image.visibility == "community"
     return live & seen
 

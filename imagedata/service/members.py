@@ -15,6 +15,8 @@ MAX_MEMBERS = 128
 def list_members(svc: Services, caller: Caller, image_id: str) -> list[ImageMember]:
     """The owner (or an admin) sees every member; a member sees only itself."""
     image = get_visible_image(svc, caller, image_id, "get_members")
+    if image.visibility != "shared":  # Glance: 403, even for an admin, not an empty list
+        raise Forbidden(f"Not allowed to list members for image {image.id}.")
     query = ImageMember.select().where(ImageMember.image == image.id).order_by(ImageMember.created_at)
     if not caller.is_admin and image.owner != caller.project_id:
         query = query.where(ImageMember.member == caller.project_id)
@@ -36,6 +38,9 @@ def add_member(svc: Services, caller: Caller, image_id: str, member: str) -> Ima
 
 def show_member(svc: Services, caller: Caller, image_id: str, member: str) -> ImageMember:
     """One membership, visible to the owner and to that member."""
+    image = get_visible_image(svc, caller, image_id, "get_members")
+    if image.visibility != "shared":  # Glance: 404 here, where the list is 403
+        raise NotFound("Only shared images have members.")
     return _find(list_members(svc, caller, image_id), member, image_id)
 
 

@@ -9,81 +9,36 @@ gunicorn. The server is stopped by the pid of the gunicorn master the test start
 """
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import os
 import secrets
-import shutil
 import signal
 import subprocess
-import sys
-import time
 
 from testkit.ports import free_port
 from testkit.processes import child_pids, log_tail, pid_running, stop_process, wait_until_answering
+from tests import toolvenv
+from tests.toolvenv import ToolSetupError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 KEYSTONE_VERSION = "30.0.0"
 REQUIREMENTS = (f"keystone=={KEYSTONE_VERSION}", "gunicorn==27.0.1")
 CONSTRAINTS = os.path.join(HERE, "constraints.txt")
 REGION = "RegionOne"
-INSTALL_TIMEOUT = 900
 
 
-class KeystoneSetupError(RuntimeError):
+class KeystoneSetupError(ToolSetupError):
     """The Keystone virtualenv or state could not be built here."""
 
 
 def venv_path() -> str:
     """Where the Keystone virtualenv lives (keyed by version and constraints)."""
-    return cached_venv_path("keystone", KEYSTONE_VERSION, REQUIREMENTS, CONSTRAINTS, "IMAGEDATA_KEYSTONE_VENV")
+    return toolvenv.venv_path("keystone", KEYSTONE_VERSION, REQUIREMENTS, CONSTRAINTS, "IMAGEDATA_KEYSTONE_VENV")
 
 
 def ensure_venv() -> str:
     """Build the Keystone virtualenv unless a complete one is cached; returns its path."""
-    return ensure_cached_venv(venv_path(), REQUIREMENTS, CONSTRAINTS, "import keystone.cmd.cli, gunicorn")
-
-
-def cached_venv_path(name: str, version: str, requirements, constraints: str, override: str) -> str:
-    """``~/.cache/imagedata/<name>-venv-<version>-<hash of the constraints and requirements>``,
-    or the folder the environment variable ``override`` names."""
-    if os.environ.get(override):
-        return os.path.abspath(os.environ[override])
-    with open(constraints, "rb") as f:
-        digest = hashlib.sha256(f.read() + " ".join(requirements).encode()).hexdigest()[:10]
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-    return os.path.join(cache, "imagedata", f"{name}-venv-{version}-{digest}")
-
-
-def ensure_cached_venv(venv: str, requirements, constraints: str, check: str) -> str:
-    """Build a tool's virtualenv at ``venv`` unless a complete one is there; ``check`` is Python
-    that must run in it (imports). Another session building the same one is waited for."""
-    marker = os.path.join(venv, ".imagedata-complete")
-    if os.path.exists(marker):
-        return venv
-    os.makedirs(os.path.dirname(venv), exist_ok=True)
-    with open(f"{venv}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another session may be building it right now
-        if os.path.exists(marker):
-            return venv
-        shutil.rmtree(venv, ignore_errors=True)
-        started = time.monotonic()
-        _run([sys.executable, "-m", "venv", venv], f"create the virtualenv {venv}")
-        _run([os.path.join(venv, "bin", "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-              "-c", constraints, *requirements], f"pip install {' '.join(requirements)}")
-        _run([os.path.join(venv, "bin", "python"), "-c", check], f"run {check!r} in {venv}")
-        with open(marker, "w") as f:
-            f.write(f"{' '.join(requirements)} built in {time.monotonic() - started:.0f}s\n")
-    return venv
-
-
-def _run(argv, what: str) -> None:
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=INSTALL_TIMEOUT)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise KeystoneSetupError(f"could not {what}: {exc}") from None
-    if done.returncode != 0:
-        raise KeystoneSetupError(f"could not {what} (exit {done.returncode}): {(done.stderr or done.stdout)[-1500:]}")
+    return toolvenv.ensure_venv(venv_path(), REQUIREMENTS, CONSTRAINTS, "import keystone.cmd.cli, gunicorn",
+                                KeystoneSetupError)
 
 
 KEYSTONE_CONF = """\

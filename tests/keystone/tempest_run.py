@@ -15,7 +15,7 @@ import os
 import subprocess
 import time
 
-from tests.keystone.keystone_server import cached_venv_path, ensure_cached_venv
+from tests import toolvenv
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TEMPEST_VERSION = "47.0.0"
@@ -101,11 +101,9 @@ class TestResult:
 
 def ensure_tempest_venv() -> str:
     """Build Tempest's virtualenv unless a complete one is cached; returns its path."""
-    venv = cached_venv_path("tempest", TEMPEST_VERSION, REQUIREMENTS, CONSTRAINTS, "IMAGEDATA_TEMPEST_VENV")
-    try:
-        return ensure_cached_venv(venv, REQUIREMENTS, CONSTRAINTS, "import tempest.cmd.main, subunit, testtools")
-    except RuntimeError as exc:
-        raise TempestSetupError(str(exc)) from None
+    venv = toolvenv.venv_path("tempest", TEMPEST_VERSION, REQUIREMENTS, CONSTRAINTS, "IMAGEDATA_TEMPEST_VENV")
+    return toolvenv.ensure_venv(venv, REQUIREMENTS, CONSTRAINTS, "import tempest.cmd.main, subunit, testtools",
+                                TempestSetupError)
 
 
 def collect(events: list[dict]) -> dict[str, TestResult]:
