@@ -6,11 +6,13 @@ import re
 from flask import Blueprint, Response, request
 from werkzeug.wsgi import ClosingIterator, wrap_file
 
+from imagedata import hints
 from imagedata.api.common import no_body, services
 from imagedata.auth.request import authenticate, current_caller
-from imagedata.errors import BadRequest, LengthRequired, NotImplementedByServer, UnsupportedMediaType
+from imagedata.errors import BadRequest, LengthRequired, NotImplementedByServer
 from imagedata.server.observe import watch_upload
 from imagedata.service import download, upload
+from imagedata.service.detected import HEADER as DETECTED_HEADER, detected_format_of
 
 bp = Blueprint("data", __name__, url_prefix="/v2/images")
 bp.before_request(authenticate)
@@ -52,9 +54,8 @@ def _framing() -> int | None:
 @bp.put("/<image_id>/file")
 def upload_data(image_id):
     """PUT /v2/images/{id}/file: stream the body into a store; 204 when the image is active."""
-    if request.mimetype != "application/octet-stream":
-        raise UnsupportedMediaType(f"The request media type {request.content_type} is not supported by this "
-                                   f"server. Invalid content type {request.content_type}")
+    if request.mimetype != hints.OCTET_STREAM:
+        raise hints.upload_media_type(request.content_type)
     image_size = _image_size_header()
     req = upload.UploadRequest(image_id=image_id, stream=request.environ["wsgi.input"],
                                content_length=_framing(), image_size=image_size,
@@ -63,8 +64,13 @@ def upload_data(image_id):
                                content_md5=request.headers.get("Content-MD5"),
                                repr_digest=request.headers.get("Repr-Digest"))
     with watch_upload(request.environ, services().settings.upload_idle_timeout) as watched:
-        watched.stored(upload.upload_image_data(services(), current_caller(), req))
-    return Response(status=204)
+        image = upload.upload_image_data(services(), current_caller(), req)
+        watched.stored(image)
+    response = Response(status=204)
+    found = detected_format_of(image.id)
+    if found:
+        response.headers[DETECTED_HEADER] = found
+    return response
 
 
 @bp.get("/<image_id>/file")

@@ -5,9 +5,9 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, current_app, jsonify, request
 
+from imagedata import hints
 from imagedata.api.common import no_body, read_json, services
 from imagedata.auth.request import authenticate, current_caller
-from imagedata.errors import UnsupportedMediaType
 from imagedata.schemas import IMAGE_OUT, load_image_body
 from imagedata.service import images, listing
 from imagedata.service.patch import MEDIA_TYPES
@@ -59,8 +59,7 @@ def update_image(image_id):
     """PATCH /v2/images/{id} with a JSON-patch document (v2.1 or the v2.0 draft)."""
     media_type = request.mimetype
     if media_type not in MEDIA_TYPES:
-        raise UnsupportedMediaType(f"The request media type {request.content_type} is not supported by "
-                                   "this server.", headers={"Accept-Patch": ", ".join(MEDIA_TYPES)})
+        raise hints.patch_media_type(request.content_type, MEDIA_TYPES)
     image = images.update_image(services(), current_caller(), image_id, media_type, read_json())
     return jsonify(IMAGE_OUT.dump(image))
 

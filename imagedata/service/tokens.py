@@ -82,23 +82,35 @@ def create_token(project: str, user: str | None = None, roles=("member", "reader
 
 def caller_for_token(header_value: str | None) -> Caller | None:
     """The caller a presented token stands for, or None if missing, unknown, revoked or expired."""
+    return check_token(header_value)[0]
+
+
+def check_token(header_value: str | None) -> tuple[Caller | None, str]:
+    """The caller a presented token stands for, or None and why not, for the log.
+
+    The reason names the token by its public id when it is known, never by its secret.
+    """
     if not header_value:
-        return None
+        return None, "no X-Auth-Token header"
     secret = unquote(header_value.strip())  # glanceclient percent-encodes the token
     if not secret.startswith(TOKEN_PREFIX) or len(secret) > 128:
-        return None
+        return None, f"the X-Auth-Token is not an imagedata token (they start with {TOKEN_PREFIX})"
     digest = hash_token(secret)
     caller = CACHE.get(digest)
     if caller is not None:
-        return caller
+        return caller, ""
     rows = prepared(Token, "token-by-hash", lambda digest: Token.select().where(Token.token_hash == digest),
                     digest=digest)
     row = next(iter(rows), None)
-    if row is None or row.revoked or (row.expires_at is not None and row.expires_at <= utcnow()):
-        return None
+    if row is None:
+        return None, "unknown token"
+    if row.revoked:
+        return None, f"token {row.token_id} (project {row.project_id}) is revoked"
+    if row.expires_at is not None and row.expires_at <= utcnow():
+        return None, f"token {row.token_id} (project {row.project_id}) expired at {row.expires_at:%Y-%m-%dT%H:%M:%SZ}"
     caller = Caller.with_roles(row.user_id, row.project_id, row.roles.split(","))
     CACHE.put(digest, caller, row.expires_at)
-    return caller
+    return caller, ""
 
 
 def list_tokens(project: str | None = None) -> list[Token]:

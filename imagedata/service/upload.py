@@ -16,6 +16,7 @@ import dataclasses
 import logging
 import uuid
 
+from imagedata import hints
 from imagedata.db import UNAVAILABLE_ERRORS, database, write_transaction
 from imagedata.errors import BadRequest, Gone, InvalidImageState, ServiceUnavailable, TooLarge
 from imagedata.models import Image, utcnow
@@ -26,7 +27,8 @@ from imagedata.service.client_digest import ExtraDigests, check_client_digests, 
 from imagedata.service.heartbeat import Heartbeat, deleted_error, holds_lease, lost_lease, unavailable
 from imagedata.service.digest import ParallelDigest
 from imagedata.service.images import get_visible_image
-from imagedata.service.formats import FormatSniffer, check_format
+from imagedata.service.detected import record_detected_format
+from imagedata.service.formats import FormatSniffer, check_format, detected_format
 from imagedata.service.lease import lease_fields, queued_fields, released_fields
 from imagedata.service.resume import (ResumePoint, check_resume, drop_kept, keep_partial, kept_data_gone,
                                       parse_content_range, resume_store)
@@ -61,6 +63,7 @@ class Attempt:
     quota_limit: int | None
     resume: bool = False  # continues the partial data the image keeps
     wanted: dict = dataclasses.field(default_factory=dict)  # the client's digests {algo: raw}
+    detected: str | None = None  # a disk format found in data declared raw
 
 
 def choose_store(svc: Services, store_id: str | None) -> Store:
@@ -69,8 +72,7 @@ def choose_store(svc: Services, store_id: str | None) -> Store:
         return svc.stores.default
     store = svc.stores.get(store_id)
     if store is None:
-        shown = store_id if len(store_id) <= 64 and store_id.isprintable() else "(invalid)"
-        raise BadRequest(f"Store for identifier {shown} not found")
+        raise hints.unknown_store(store_id, [s.store_id for s in svc.stores], svc.stores.default_id)
     return store
 
 
@@ -95,7 +97,7 @@ def upload_image_data(svc: Services, caller: Caller, req: UploadRequest) -> Imag
     wanted = parse_client_digests(req.content_md5, req.repr_digest)
     image = get_visible_image(svc, caller, req.image_id, "upload_image")
     if image.status != "queued":
-        raise InvalidImageState(f"Image status transition from {image.status} to saving is not allowed")
+        raise hints.not_queued(image.id, image.status)
     _check_formats(image)
     resume = check_resume(image, point)
     store = resume_store(svc, image, req.store_id) if resume else requested
@@ -217,16 +219,20 @@ def stream(svc: Services, att: Attempt, req: UploadRequest) -> tuple[int, str, s
         if att.expected is not None and total != att.expected:
             raise BadRequest(f"Size mismatch: expected {att.expected} bytes, got {total} bytes")
         virtual_size = check_format(sniffer, att.image.disk_format, att.image.container_format, total)
+        att.detected = detected_format(sniffer, att.image.disk_format, att.image.container_format)
         md5, sha512 = digest.finish()
         check_client_digests(att.wanted, {"md5": md5, digest.algorithm: sha512, **extra.hexdigests()})
         heartbeat.beat_now()
         writer.commit()
-    except ClientAborted:
+    except ClientAborted as exc:
         digest.close()
         heartbeat.stop()
-        if not keep_partial(svc, att, writer):
+        kept = keep_partial(svc, att, writer)
+        if not kept:
             writer.abort()
-        raise
+        settings = svc.settings
+        raise hints.interrupted_upload(exc, total, att.expected, settings.resume_seconds if kept else 0,
+                                       settings.upload_idle_timeout, bool(settings.resume_seconds)) from exc
     except BaseException:
         digest.close()
         writer.abort()
@@ -267,6 +273,8 @@ def finish(svc: Services, att: Attempt, size: int, md5: str, sha512: str, virtua
     try:
         with database.atomic():
             rows = Image.update(**values).where(holds_lease(att.image.id, att.attempt)).execute()
+            if rows == 1:
+                record_detected_format(image.id, att.detected)
     except UNAVAILABLE_ERRORS as exc:
         _drop_object(att)
         raise unavailable("finishing", image.id, exc) from None
