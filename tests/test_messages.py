@@ -257,6 +257,8 @@ def test_a_qcow2_declared_raw_is_stored_as_raw_and_says_so(client, auth, new_ima
     assert (image["status"], image["disk_format"], image["size"]) == ("active", "raw", len(qcow2_file))
     assert image["virtual_size"] == len(qcow2_file)  # raw: the bytes as they are
     assert image["imagedata_detected_format"] == "qcow2"
+    found = client.get("/v2/images?imagedata_detected_format=qcow2", headers=auth).get_json()["images"]
+    assert [i["id"] for i in found] == [image_id]
     assert (f"image {image_id} was declared raw but its data is a qcow2 image: stored as raw, as declared; to use "
             "it as qcow2, create an image with disk_format qcow2") in logged.text
     assert client.get(f"/v2/images/{image_id}/file", headers=auth).data == qcow2_file

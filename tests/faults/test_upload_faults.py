@@ -112,7 +112,7 @@ def test_client_disconnect_mid_upload(srv, token, framing, cut):
     assert len(files_of(srv, image_id)) == 1 and kept_offset(srv, token, image_id) is None
 
 
-# A cut-off upload of a declared size keeps what arrived (the README's "Resumable uploads").
+# A cut-off upload of a declared size keeps what arrived (docs/api.rst, "Resumable uploads").
 KEPT_AFTER_CUT = {("content-length", "mid-body"): 2 * MIB, ("content-length", "one-byte-short"): 4 * MIB - 1}
 
 
