@@ -13,8 +13,9 @@ import pytest
 import requests
 
 from tests.e2e.proxy import Forwarder
-from tests.e2e.server import REPO, Server
+from tests.e2e.server import Server
 from tests.helpers import skip_or_fail
+from tests.literal import indented_block, read_doc
 
 MIB = 1 << 20
 SIZE = int(os.environ.get("RESUME_E2E_SIZE", 96 * MIB))
@@ -72,15 +73,7 @@ def create(srv, token, disk_format="raw"):
 
 def documented_loop() -> str:
     """The resuming upload loop exactly as docs/api.rst shows it."""
-    with open(os.path.join(REPO, "docs", "api.rst")) as f:
-        text = f.read()
-    block = text.split("    # resume-loop\n", 1)[1]
-    lines = []
-    for line in block.splitlines():
-        if line and not line.startswith("    "):
-            break
-        lines.append(line[4:])
-    return "\n".join(lines).strip() + "\n"
+    return indented_block("    " + read_doc("docs/api.rst").split("    # resume-loop\n", 1)[1])
 
 
 def upload_with_the_loop(srv, token, image_id, path, proxy):

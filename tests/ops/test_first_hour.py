@@ -20,6 +20,7 @@ import requests
 from imagedata.cli.quickstart import STEP_TWO
 from tests.e2e.server import REPO, free_port
 from tests.helpers import skip_or_fail
+from tests.literal import literal_block_after, read_doc
 from tests.processes import wait_until_answering
 
 pytestmark = pytest.mark.e2e
@@ -28,21 +29,8 @@ README_ADDRESS = "127.0.0.1:9292"
 IGNORED = ("var", ".venv", "__pycache__")  # what git ignores and the walk-through makes
 
 
-def literal_block_after(text: str, marker: str) -> str:
-    """The first literal block (``::`` then indented lines) after the paragraph starting with ``marker``."""
-    rest = text[text.index(marker):]
-    rest = rest[rest.index("::\n\n") + 4:]
-    lines = []
-    for line in rest.splitlines():
-        if line and not line.startswith("    "):
-            break
-        lines.append(line[4:])
-    return "\n".join(lines).strip() + "\n"
-
-
 def readme_steps() -> tuple[str, str]:
-    with open(os.path.join(REPO, "README.rst")) as f:
-        readme = f.read()
+    readme = read_doc("README.rst")
     return literal_block_after(readme, "**1. Start the service**"), literal_block_after(readme, "**2. Upload an image**")
 
 
