@@ -26,6 +26,7 @@ from imagedata.db import UNAVAILABLE_ERRORS, database, write_transaction
 from imagedata.errors import Conflict, Gone, ImageDataError, ImageNotFound, InvalidImageState, ServiceUnavailable
 from imagedata.models import Image, ImageProperty, utcnow
 from imagedata.service import Services, locations, quotas
+from imagedata.service.detected import record_detected_format
 from imagedata.stores.base import Kept, Store
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class Attempt:
     kept: Kept | None = None  # the kept bytes this attempt continues (a resume)
     state: str | None = None  # what the attempt would leave in its store (its writer's state)
     wanted: dict = dataclasses.field(default_factory=dict)  # the client's digests {algo: raw}
+    detected: str | None = None  # a disk format found in data declared raw (service.detected)
 
 
 def owns(image_id: str, attempt: str):
@@ -169,6 +171,7 @@ def activate(svc: Services, att: Attempt, size: int, md5: str, digest: str, virt
             rows = Image.update(**values).where(owns(att.image.id, att.attempt)).execute()
             if rows == 1:
                 locations.add_copy(att.image.id, att.store.store_id, att.attempt, size)
+                record_detected_format(att.image.id, att.detected)
     except UNAVAILABLE_ERRORS as exc:
         error = unavailable("finishing", att.image.id, exc)
         requeue(svc, att, "the database did not answer")  # on a fresh connection; removes the object
