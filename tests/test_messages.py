@@ -136,6 +136,53 @@ def test_an_unknown_store_lists_the_stores(client, auth, new_image, upload):
                                  "X-Image-Meta-Store, or send none for the default (local).")
 
 
+# ------------------------------------------------------------------ import, copies and stores
+
+STORES_LISTED = "(configured stores: local, slow; the default is local)"
+
+
+def test_stage_415_names_octet_stream(client, auth, new_image):
+    response = client.put(f"/v2/images/{new_image()['id']}/stage", data=b"abc",
+                          headers={**auth, **JSON, "Content-Type": "text/plain"})
+    assert (response.status_code, message(response)) == (
+        415, "Content-Type 'text/plain' is not supported: send image data with Content-Type: application/octet-stream.")
+
+
+def test_staged_data_says_import_it(client, auth, new_image, upload):
+    image_id = new_image()["id"]
+    staged = client.put(f"/v2/images/{image_id}/stage", data=DATA, headers={**auth, "Content-Type": OCTET})
+    assert staged.status_code == 204
+    for again in (upload(image_id, b"data", headers={**auth, **JSON}),
+                  client.put(f"/v2/images/{image_id}/stage", data=b"x",
+                             headers={**auth, **JSON, "Content-Type": OCTET})):
+        assert (again.status_code, message(again)) == (
+            409, f"Image {image_id} has staged data waiting for an import (status uploading): import it with "
+                 f"POST /v2/images/{image_id}/import (glance-direct), or delete the image.")
+
+
+def test_an_unknown_store_of_an_import_lists_the_stores(client, auth, new_image):
+    image_id = new_image()["id"]
+    staged = client.put(f"/v2/images/{image_id}/stage", data=DATA, headers={**auth, "Content-Type": OCTET})
+    assert staged.status_code == 204
+    body = {"method": {"name": "glance-direct"}, "stores": ["fast"]}
+    response = client.post(f"/v2/images/{image_id}/import", json=body, headers={**auth, **JSON})
+    assert (response.status_code, message(response)) == (
+        409, f"Store 'fast' is not configured {STORES_LISTED}: name those in stores or X-Image-Meta-Store, or send "
+             "all_stores: true.")
+
+
+def test_an_unknown_store_of_a_copy_or_a_download_lists_the_stores(client, auth, admin_token, new_image, upload):
+    image_id = new_image()["id"]
+    assert upload(image_id, DATA).status_code == 204
+    gone = client.delete(f"/v2/stores/fast/{image_id}", headers={"X-Auth-Token": admin_token, **JSON})
+    assert (gone.status_code, message(gone)) == (409, f"Store 'fast' is not configured {STORES_LISTED}.")
+    # The staging store is never one a client may name.
+    staging = client.get(f"/v2/images/{image_id}/file?prefer=local,os_glance_staging_store",
+                         headers={**auth, **JSON})
+    assert (staging.status_code, message(staging)) == (
+        400, f"Store 'os_glance_staging_store' is not configured {STORES_LISTED}: name those in ?prefer=.")
+
+
 # ------------------------------------------------------------------ a body that stops short
 
 def cut_after(client, image_id, auth, keep: int, error: BaseException | None, total: int = len(DATA),

@@ -85,8 +85,8 @@ def target_stores(svc: Services, method: str, stores: list[str] | None, all_stor
         return [svc.stores.default_id]
     for store_id in stores:
         if svc.stores.named(store_id) is None:
-            configured = ", ".join(store.store_id for store in svc.stores)
-            raise Conflict(f"Store {printable(store_id)!r} is not configured (configured stores: {configured}).")
+            raise Conflict(f"{svc.stores.not_configured(store_id)}: name those in stores or X-Image-Meta-Store, "
+                           "or send all_stores: true.")
         if store_id in holding:
             raise BadRequest(f"Image is already present in store {store_id!r}.")
     return list(dict.fromkeys(stores))
