@@ -21,7 +21,7 @@ from imagedata.cli.quickstart import STEP_TWO
 from tests.e2e.server import REPO, free_port
 from tests.helpers import skip_or_fail
 from tests.literal import literal_block_after, read_doc
-from tests.processes import wait_until_answering
+from testkit.processes import wait_until_answering
 
 pytestmark = pytest.mark.e2e
 
