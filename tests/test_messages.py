@@ -10,6 +10,7 @@ import json
 import logging
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -309,6 +310,21 @@ def test_a_qcow2_declared_raw_is_stored_as_raw_and_says_so(client, auth, new_ima
     assert (f"image {image_id} was declared raw but its data is a qcow2 image: stored as raw, as declared; to use "
             "it as qcow2, create an image with disk_format qcow2") in logged.text
     assert client.get(f"/v2/images/{image_id}/file", headers=auth).data == qcow2_file
+
+
+def test_a_qcow2_declared_raw_and_imported_says_so_too(client, auth, new_image, qcow2_file, logged):
+    image_id = new_image(disk_format="raw")["id"]
+    staged = client.put(f"/v2/images/{image_id}/stage", data=qcow2_file, headers={**auth, "Content-Type": OCTET})
+    assert staged.status_code == 204
+    started = client.post(f"/v2/images/{image_id}/import", json={"method": {"name": "glance-direct"}}, headers=auth)
+    assert started.status_code == 202
+    deadline = time.monotonic() + 30
+    while (image := client.get(f"/v2/images/{image_id}", headers=auth).get_json())["status"] == "importing" \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (image["status"], image["disk_format"], image["size"]) == ("active", "raw", len(qcow2_file))
+    assert image["imagedata_detected_format"] == "qcow2"
+    assert f"image {image_id} was declared raw but its data is a qcow2 image" in logged.text
 
 
 def test_a_qcow2_declared_qcow2_has_no_note(client, auth, new_image, upload, qcow2_file):

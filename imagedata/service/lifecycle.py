@@ -479,15 +479,19 @@ def import_copy_failed(svc: Services, att: Attempt, store_id: str) -> None:
 
 
 def import_active(svc: Services, att: Attempt, size: int, md5: str, digest: str, virtual_size: int | None,
-                  disk_format: str | None = None) -> None:
-    """importing -> active once the data has a verified copy: the digests are recorded and
-    the reservation released; the import holds on for the stores still to go."""
+                  disk_format: str | None = None, detected: str | None = None) -> None:
+    """importing -> active once the data has a verified copy: the digests are recorded (and
+    a disk format ``detected`` in data declared raw) and the reservation released; the
+    import holds on for the stores still to go."""
     values = dict(status="active", size=size, checksum=md5, os_hash_algo=svc.settings.hash_algo,
                   os_hash_value=digest, virtual_size=virtual_size, reserved_bytes=0, updated_at=utcnow())
     if disk_format is not None:  # converted on import
         values["disk_format"] = disk_format
-    rows = (Image.update(**values).where(owns(att.image.id, att.attempt) & (Image.status == "importing"))
-            .execute())
+    with database.atomic():
+        rows = (Image.update(**values).where(owns(att.image.id, att.attempt) & (Image.status == "importing"))
+                .execute())
+        if rows == 1:
+            record_detected_format(att.image.id, detected)
     if rows != 1:
         raise lost_lease(att.image.id)
     log.info("import %s: image %s is active (%d bytes)", att.attempt, att.image.id, size)
