@@ -161,6 +161,20 @@ def test_staged_data_says_import_it(client, auth, new_image, upload):
                  f"POST /v2/images/{image_id}/import (glance-direct), or delete the image.")
 
 
+def test_an_import_in_the_wrong_status_says_what_to_do(client, auth, new_image, upload):
+    image_id = new_image()["id"]
+    body = {"method": {"name": "glance-direct"}}
+    early = client.post(f"/v2/images/{image_id}/import", json=body, headers={**auth, **JSON})
+    assert (early.status_code, message(early)) == (
+        409, "Image status 'queued' does not allow glance-direct: it needs an image in status 'uploading'; stage "
+             f"the data first with PUT /v2/images/{image_id}/stage.")
+    assert upload(image_id, DATA).status_code == 204
+    late = client.post(f"/v2/images/{image_id}/import", json=body, headers={**auth, **JSON})
+    assert (late.status_code, message(late)) == (
+        409, "Image status 'active' does not allow glance-direct: it needs an image in status 'uploading'; the "
+             "image has data already; copy-image copies it into more stores.")
+
+
 def test_an_unknown_store_of_an_import_lists_the_stores(client, auth, new_image):
     image_id = new_image()["id"]
     staged = client.put(f"/v2/images/{image_id}/stage", data=DATA, headers={**auth, "Content-Type": OCTET})
