@@ -1,6 +1,7 @@
-# Two commands for newcomers:
-#   make run    set up a virtualenv, initialise ./var and start the service on 127.0.0.1:9292
-#   make test   set up a virtualenv with the test extras and run the whole test suite
+# Two commands for newcomers (README.rst):
+#   make run    set up a virtualenv, create or upgrade the database in ./var and start the service
+#               on IMAGEDATA_BIND (default 127.0.0.1:9292)
+#   make test   set up a virtualenv with the test extras and run the whole test suite (and the docs build)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -14,6 +15,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make run     start imagedata on $(IMAGEDATA_BIND) (data in $(IMAGEDATA_DATA_DIR))"
 	@echo "make test    run the whole test suite"
+	@echo "make soak    two minutes of traffic and faults on two hosts (after make test in CI)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

@@ -35,8 +35,13 @@ log = logging.getLogger("imagedata")
 STARTUP_ERRORS = (ConfigError, SchemaError) + UNAVAILABLE_ERRORS
 
 
-def create_app(env: dict | None = None, **overrides) -> Flask:
-    """Build the WSGI app from the environment (or ``env``), with explicit ``overrides``."""
+def create_app(env: dict | None = None, *, prepare: bool = True, **overrides) -> Flask:
+    """Build the WSGI app from the environment (or ``env``), with explicit ``overrides``.
+
+    ``prepare=False`` (the ``imagedata`` commands) creates no folder and checks no store: a
+    command that fails to find its database must leave nothing behind (``imagedata.cli.connect``
+    prepares the stores once the database is known good).
+    """
     settings = load_settings(env, **overrides)
     configure_logging(env, settings)
     check_noauth_binding(settings, env)
@@ -44,10 +49,12 @@ def create_app(env: dict | None = None, **overrides) -> Flask:
     app.config["IMAGEDATA"] = settings
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     app.json.sort_keys = False
-    os.makedirs(settings.data_dir, exist_ok=True)
+    if prepare:
+        os.makedirs(settings.data_dir, exist_ok=True)
     init_database(settings.database_url, settings.db_busy_timeout_ms)
     stores = build_registry(settings)
-    prepare_stores(stores)
+    if prepare:
+        prepare_stores(stores)
     app.extensions["imagedata"] = Services(settings, Policy(parse_overrides(settings.policy),
                                                             settings.data_admin_only), stores)
     register_request_hooks(app)

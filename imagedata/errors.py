@@ -127,3 +127,29 @@ class StoreUnavailable(ServiceUnavailable):
 
 class ImageDataUnavailable(ServiceUnavailable):
     """The image's stored data is missing or damaged; it cannot be served."""
+
+
+# Messages that say what to do: the request's mistake, then the fix.
+
+def _quoted(text: str, limit: int = 80) -> str:
+    """Client text quoted in a message: printable and short."""
+    cut = "".join(c if c.isprintable() else "?" for c in text[:limit])
+    return repr(cut + ("..." if len(text) > limit else ""))
+
+
+def unsupported_media_type(content_type: str | None, what: str, accepted: tuple[str, ...],
+                           headers: dict | None = None) -> UnsupportedMediaType:
+    """415 naming the media type to send ``what`` with (the first of ``accepted``, then the others)."""
+    got = ("The request has no Content-Type" if not content_type
+           else f"Content-Type {_quoted(content_type)} is not supported")
+    first, *others = accepted
+    alternatives = "".join(f" (or {other})" for other in others)
+    return UnsupportedMediaType(f"{got}: send {what} with Content-Type: {first}{alternatives}.", headers=headers)
+
+
+def not_an_object(body, what: str, example: str) -> BadRequest:
+    """400 for a JSON body that is valid JSON but not the object a call expects."""
+    kinds = {list: "an array", str: "a string", bool: "a boolean", type(None): "null", int: "a number",
+             float: "a number"}
+    return BadRequest(f"The request body must be a JSON object of {what}, such as {example}; "
+                      f"it is {kinds.get(type(body), 'not an object')}.")

@@ -143,7 +143,7 @@ def clean_text(value, limit: int = 80) -> str | None:
 
 
 def log_access(fields: dict) -> None:
-    """Write the access line of one request (``fields`` as described in the README)."""
+    """Write the access line of one request (``fields`` as described in docs/operating.rst, "Logs")."""
     if not access_log.isEnabledFor(logging.INFO):
         return
     message = (f"{fields['method']} {fields['route']} {fields['status']} in={fields['bytes_in']} "

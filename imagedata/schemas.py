@@ -11,8 +11,9 @@ import dataclasses
 
 from marshmallow import Schema, ValidationError, fields, post_dump, validate
 
-from imagedata.errors import BadRequest, Forbidden, TooLarge
+from imagedata.errors import BadRequest, Forbidden, TooLarge, not_an_object
 
+IMAGE_EXAMPLE = '{"name": "cirros", "disk_format": "qcow2", "container_format": "bare"}'  # a valid body
 DISK_FORMATS = ("ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop")
 CONTAINER_FORMATS = ("ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed")
 VISIBILITIES = ("public", "private", "shared", "community")
@@ -118,7 +119,9 @@ MEMBER_UPDATE = (dataclasses.replace(MEMBER_STATUS, access=WRITE),)  # body of P
 WRITABLE = tuple(a for a in IMAGE if a.access == WRITE)
 # Attributes the server owns. Glance: any of these in a request body is 403 "read-only".
 READ_ONLY = tuple(a.name for a in IMAGE if a.access == READ_ONLY_ACCESS)
-RESERVED = ("location", "locations", "deleted", "deleted_at")
+# Set by the service when data declared raw is another disk format (imagedata.service.detected).
+DETECTED_FORMAT_PROPERTY = "imagedata_detected_format"
+RESERVED = ("location", "locations", "deleted", "deleted_at", DETECTED_FORMAT_PROPERTY)
 # The keys every image JSON has (Glance's 22 base keys).
 BASE_ATTRIBUTES = tuple(a.name for a in IMAGE if not a.conditional)
 
@@ -192,7 +195,7 @@ def check_reserved(body: dict) -> None:
 def load_image_body(body, partial: bool = False) -> tuple[dict, dict]:
     """Validate an image body; return (base attributes, extra properties)."""
     if not isinstance(body, dict):
-        raise BadRequest("Unexpected body type. Expected list/dict.")
+        raise not_an_object(body, "image attributes", IMAGE_EXAMPLE)
     check_reserved(body)
     try:
         base = IMAGE_WRITE.load({k: v for k, v in body.items() if k in KNOWN_WRITE_FIELDS}, partial=partial)
@@ -287,10 +290,10 @@ class MemberSchema(Schema):
 MEMBER_OUT = MemberSchema()
 
 
-def load_with(schema: Schema, body) -> dict:
-    """Validate ``body`` with ``schema``; 400 naming the first problem."""
+def load_with(schema: Schema, body, example: str = "{}") -> dict:
+    """Validate ``body`` with ``schema``; 400 naming the first problem (``example``: a valid body)."""
     if not isinstance(body, dict):
-        raise BadRequest("Unexpected body type. Expected dict.")
+        raise not_an_object(body, "member fields", example)
     try:
         return schema.load(body)
     except ValidationError as exc:

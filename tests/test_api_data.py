@@ -237,15 +237,20 @@ def _raw(new_image):
 
 UPLOAD_FAILURES = [
     # (id, image factory, headers, body, status, text in the message)
-    ("no-content-type", _raw, {"Content-Type": None}, b"abc", 415, "None"),
-    ("json-content-type", _raw, {"Content-Type": "application/json"}, b"{}", 415, "application/json"),
-    ("text-content-type", _raw, {"Content-Type": "text/plain"}, b"abc", 415, None),
+    ("no-content-type", _raw, {"Content-Type": None}, b"abc", 415,
+     "The request has no Content-Type: send image data with Content-Type: application/octet-stream."),
+    ("json-content-type", _raw, {"Content-Type": "application/json"}, b"{}", 415,
+     "Content-Type 'application/json' is not supported: send image data with Content-Type: "
+     "application/octet-stream."),
+    ("text-content-type", _raw, {"Content-Type": "text/plain"}, b"abc", 415, "application/octet-stream"),
     ("bad-size-header", _raw, {"x-openstack-image-size": "foobar"}, b"abc", 400,
      "Invalid or missing image size in request headers."),
     ("negative-size-header", _raw, {"x-openstack-image-size": "-3"}, b"abc", 400, None),
     ("size-header-disagrees", _raw, {"x-openstack-image-size": "4"}, b"abc", 400, None),
     ("size-header-disagrees-less", _raw, {"x-openstack-image-size": "2"}, b"abcd", 400, None),
-    ("unknown-store", _raw, {"X-Image-Meta-Store": "dummy"}, b"abc", 400, "dummy"),
+    ("unknown-store", _raw, {"X-Image-Meta-Store": "dummy"}, b"abc", 400,
+     "Store for identifier dummy not found. The stores are: local, slow; name one in X-Image-Meta-Store, "
+     "or send none for the default (local)."),
     ("empty-store", _raw, {"X-Image-Meta-Store": ""}, b"abc", 400, None),
     ("reserved-store", _raw, {"X-Image-Meta-Store": "os_glance_staging_store"}, b"abc", 400, None),
     ("disk-format-missing", _missing_disk, {}, b"abc", 400,

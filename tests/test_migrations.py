@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -267,9 +268,20 @@ def test_unversioned_database_with_upload_state_is_version_2(empty_db):
 
 def test_commands_on_an_empty_database_say_run_db_sync(empty_db, tmp_path):
     app = create_app(make_env(tmp_path, IMAGEDATA_DATABASE_URL=empty_db))
+    named = empty_db.rsplit("@", 1)[-1]  # the database as messages name it (never a password)
+    if empty_db.startswith("sqlite"):
+        # A command that only reads creates no database file: it says where it looked.
+        path = empty_db.split("sqlite:///", 1)[1]
+        missing = app.test_cli_runner().invoke(args=["token", "create", "--project", "p1"])
+        assert missing.exit_code == 1
+        assert f"no database at {path} " in missing.output and "imagedata db-sync" in missing.output
+        assert not os.path.exists(path)
+        sqlite3.connect(path).close()  # an empty database file
+        named = path
     result = app.test_cli_runner().invoke(args=["token", "create", "--project", "p1"])
     assert result.exit_code == 1
     assert "the database has no imagedata tables: run `imagedata db-sync`" in result.output
+    assert named in result.output
     assert "Traceback" not in result.output
     done = app.test_cli_runner().invoke(args=["db-sync"])
     assert done.exit_code == 0, done.output

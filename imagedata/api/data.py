@@ -8,10 +8,13 @@ from werkzeug.wsgi import ClosingIterator, wrap_file
 
 from imagedata.api.common import no_body, services
 from imagedata.auth.request import authenticate, current_caller
-from imagedata.errors import BadRequest, LengthRequired, NotImplementedByServer, UnsupportedMediaType
+from imagedata.errors import BadRequest, LengthRequired, NotImplementedByServer, unsupported_media_type
 from imagedata.server.body import body_source
 from imagedata.server.observe import watch_upload
 from imagedata.service import download, upload
+from imagedata.service.detected import HEADER as DETECTED_HEADER, detected_format_of
+
+OCTET_STREAM = "application/octet-stream"
 
 bp = Blueprint("data", __name__, url_prefix="/v2/images")
 bp.before_request(authenticate)
@@ -58,9 +61,8 @@ def upload_data(image_id):
 
 def receive_data(image_id: str, stage: bool) -> Response:
     """PUT /file, or PUT /stage (glance-direct): the body streamed into a store; 204."""
-    if request.mimetype != "application/octet-stream":
-        raise UnsupportedMediaType(f"The request media type {request.content_type} is not supported by this "
-                                   f"server. Invalid content type {request.content_type}")
+    if request.mimetype != OCTET_STREAM:
+        raise unsupported_media_type(request.content_type, "image data", (OCTET_STREAM,))
     image_size = _image_size_header()
     content_length = _framing()
     req = upload.UploadRequest(image_id=image_id, stream=body_source(request.environ, content_length),
@@ -70,8 +72,13 @@ def receive_data(image_id: str, stage: bool) -> Response:
                                content_md5=request.headers.get("Content-MD5"),
                                repr_digest=request.headers.get("Repr-Digest"))
     with watch_upload(request.environ, services().settings.upload_idle_timeout) as watched:
-        watched.stored(upload.upload_image_data(services(), current_caller(), req, stage=stage))
-    return Response(status=204)
+        image = upload.upload_image_data(services(), current_caller(), req, stage=stage)
+        watched.stored(image)
+    response = Response(status=204)
+    found = None if stage else detected_format_of(image.id)
+    if found:
+        response.headers[DETECTED_HEADER] = found
+    return response
 
 
 @bp.get("/<image_id>/file")

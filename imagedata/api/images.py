@@ -7,7 +7,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from imagedata.api.common import no_body, read_json, services
 from imagedata.auth.request import authenticate, current_caller
-from imagedata.errors import UnsupportedMediaType
+from imagedata.errors import unsupported_media_type
 from imagedata.schemas import IMAGE_OUT, load_image_body
 from imagedata.service import images, listing
 from imagedata.service.patch import MEDIA_TYPES
@@ -61,8 +61,8 @@ def update_image(image_id):
     """PATCH /v2/images/{id} with a JSON-patch document (v2.1 or the v2.0 draft)."""
     media_type = request.mimetype
     if media_type not in MEDIA_TYPES:
-        raise UnsupportedMediaType(f"The request media type {request.content_type} is not supported by "
-                                   "this server.", headers={"Accept-Patch": ", ".join(MEDIA_TYPES)})
+        raise unsupported_media_type(request.content_type, "a JSON patch", MEDIA_TYPES,
+                                     headers={"Accept-Patch": ", ".join(MEDIA_TYPES)})
     image = images.update_image(services(), current_caller(), image_id, media_type, read_json())
     return jsonify(IMAGE_OUT.dump(image))
 

@@ -24,7 +24,7 @@ def list_members(image_id):
 @bp.post("")
 def add_member(image_id):
     """POST {"member": project}: share the image."""
-    body = load_with(CREATE, read_json())
+    body = load_with(CREATE, read_json(), '{"member": "<project id>"}')
     return jsonify(MEMBER_OUT.dump(members.add_member(services(), current_caller(), image_id, body["member"])))
 
 
@@ -38,7 +38,7 @@ def show_member(image_id, member):
 @bp.put("/<member>")
 def update_member(image_id, member):
     """PUT {"status": accepted|rejected|pending}: the member answers."""
-    body = load_with(UPDATE, read_json())
+    body = load_with(UPDATE, read_json(), '{"status": "accepted"}')
     row = members.update_member(services(), current_caller(), image_id, member, body["status"])
     return jsonify(MEMBER_OUT.dump(row))
 

@@ -13,6 +13,7 @@ from imagedata.api.common import services
 from imagedata.api.schema_docs import extra_properties_schema, object_schema, property_schema
 from imagedata.schemas import (CONTAINER_FORMATS, DISK_FORMATS, IMAGE, MEMBER, MEMBER_CREATE, MEMBER_ID,
                                MEMBER_STATUSES, MEMBER_UPDATE, STATUSES, TAG, VISIBILITIES, WRITABLE)
+from imagedata.service.detected import HEADER as DETECTED_HEADER
 from imagedata.service.listing import MAX_INT64, SORT_KEYS
 from imagedata.service.patch import MEDIA_TYPES, OPS
 
@@ -68,6 +69,15 @@ def _ok(code: str, text: str, ref: str | None = None, links: dict | None = None)
     if links:
         out["links"] = links
     return {code: out}
+
+
+def _stored(links: dict) -> dict:
+    """The 204 of an upload, with the header that reports data declared raw that is another format."""
+    ok = _ok("204", "Stored", links=links)
+    ok["204"]["headers"] = {DETECTED_HEADER: {
+        "description": "Sent when data declared raw is another disk format (it is stored as raw): that format",
+        "schema": {"type": "string"}}}
+    return ok
 
 
 def _image_components() -> dict:
@@ -138,7 +148,7 @@ def _image_paths(store_ids: list[str]) -> dict:
         "/v2/images/{image_id}/file": {
             "parameters": [IMAGE_ID],
             "put": _op("uploadImageData", _responses("400", "401", "403", "404", "409", "410", "413", "415", "503",
-                                                     ok=_ok("204", "Stored", links=after_upload)),
+                                                     ok=_stored(after_upload)),
                        parameters=[_param("X-Image-Meta-Store", "header", {"type": "string", "enum": store_ids},
                                           text="Store id"),
                                    _param("x-openstack-image-size", "header", {"type": "string"},

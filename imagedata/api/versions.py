@@ -8,7 +8,7 @@ bp = Blueprint("versions", __name__)
 # Every minor version of the Image API v2 and what it added, with whether this service has it.
 # A version is advertised when all it added is here; the highest one advertised is CURRENT.
 # This is the one list to change when an API lands (import: 2.6, 2.9, 2.11, 2.12; the image
-# cache: 2.14, 2.16; metadata definitions: 2.2); README.rst (API versions and coverage) lists the gaps.
+# cache: 2.14, 2.16; metadata definitions: 2.2); docs/api.rst (API versions and coverage) lists the gaps.
 API_VERSIONS = (
     ("v2.0", (("images, image data, tags and schemas", True),)),
     ("v2.1", (("image members", True),)),

@@ -9,10 +9,13 @@ logged or sent back. Keystone is found through ``www_authenticate_uri`` of the
 from __future__ import annotations
 
 import json
+import logging
 import urllib.error
 import urllib.request
 
 from imagedata.errors import BadRequest, ServiceUnavailable, Unauthorized
+
+log = logging.getLogger(__name__)
 
 TIMEOUT = 10
 FIELDS = ("username", "password", "project", "domain")
@@ -56,8 +59,11 @@ def keystone_login(url: str, form: dict[str, str]) -> dict:
             document = json.load(answer)["token"]
     except urllib.error.HTTPError as exc:
         if exc.code in (400, 401, 403, 404):
+            # As for every 401: a challenge (keystonemiddleware's own form), and why in the log.
+            log.info("401 on the console's sign-in: Keystone answered %d for user %r in project %r (domain %r)",
+                     exc.code, form["username"].strip(), form["project"].strip(), form["domain"].strip())
             raise Unauthorized("Keystone refused these credentials: check the user name, password, "
-                               "project and domain.") from None
+                               "project and domain.", headers={"WWW-Authenticate": f'Keystone uri="{url}"'}) from None
         raise ServiceUnavailable(f"Keystone answered {exc.code}; try again later.") from None
     except (OSError, ValueError, KeyError) as exc:
         raise ServiceUnavailable(f"Keystone could not be reached to sign in ({exc.__class__.__name__}); "

@@ -8,12 +8,15 @@ from flask import current_app, g, request
 from imagedata.config import ConfigError, Settings
 from imagedata.errors import ServiceUnavailable, Unauthorized
 from imagedata.policy import Caller
-from imagedata.service.tokens import caller_for_token
+from imagedata.service.tokens import check_token
 
 log = logging.getLogger(__name__)
 
 NOAUTH_CALLER = Caller.with_roles("local-admin", "local", ["admin"])
 AUTH_REQUIRED = "The request you have made requires authentication."
+# The challenge of a 401 in token and trusted-headers modes: the header that carries the token.
+# (Keystone mode: keystonemiddleware sends its own, ``Keystone uri="<www_authenticate_uri>"``.)
+TOKEN_CHALLENGE = 'X-Auth-Token realm="imagedata"'
 # Set by imagedata.auth.keystone on a request whose tokens Keystone could not be asked about.
 KEYSTONE_UNREACHABLE_KEY = "imagedata.auth.keystone_unreachable"
 
@@ -30,16 +33,28 @@ def authenticate() -> None:
     if mode == "keystone":
         g.caller = _caller_from_keystone()
         return
-    caller = caller_for_token(request.headers.get("X-Auth-Token"))
+    caller, reason = check_token(request.headers.get("X-Auth-Token"))
     if caller is None:
-        raise Unauthorized(AUTH_REQUIRED)
+        raise refused(reason)
     g.caller = caller
 
 
-def _caller_from_headers() -> Caller:
+def refused(reason: str, challenge: str | None = TOKEN_CHALLENGE) -> Unauthorized:
+    """A 401 with its challenge; the log says why (never with the token itself)."""
+    log.info("401 on %s %s: %s", request.method, request.path, reason)
+    return Unauthorized(AUTH_REQUIRED, headers={"WWW-Authenticate": challenge} if challenge else None)
+
+
+def _caller_from_headers(challenge: str | None = TOKEN_CHALLENGE) -> Caller:
     """Identity set by an authenticating proxy (which must strip these from clients)."""
-    if request.headers.get("X-Identity-Status") != "Confirmed":
-        raise Unauthorized(AUTH_REQUIRED)
+    status = request.headers.get("X-Identity-Status")
+    if status != "Confirmed":
+        if challenge is None:  # keystone mode: keystonemiddleware set the status
+            reason = ("no X-Auth-Token header" if not request.headers.get("X-Auth-Token") else
+                      "Keystone did not accept the token (invalid, expired or revoked)")
+        else:
+            reason = f"X-Identity-Status is {status or 'missing'}, not Confirmed (the proxy did not authenticate)"
+        raise refused(reason, challenge)
     project = request.headers.get("X-Project-Id") or request.headers.get("X-Tenant-Id") or None
     user = request.headers.get("X-User-Id") or request.headers.get("X-User") or None
     roles = (request.headers.get("X-Roles") or "").split(",")
@@ -58,8 +73,9 @@ def _caller_from_keystone() -> Caller:
                                  "the token; try again later.")
     # Glance: X-Service-Identity-Status is absent when no service token was sent.
     if request.headers.get("X-Service-Identity-Status", "Confirmed") != "Confirmed":
-        raise Unauthorized(AUTH_REQUIRED)
-    return _caller_from_headers()
+        raise refused("Keystone did not accept the X-Service-Token (invalid, expired, or without a service "
+                      "role)", None)
+    return _caller_from_headers(None)
 
 
 def wrap_wsgi(wsgi_app, settings: Settings):

@@ -1,20 +1,25 @@
-"""The `imagedata` command: database, tokens, quotas, recovery, scrubbing and verification."""
+"""The `imagedata` command: database, tokens, quotas, recovery, scrubbing and verification.
+
+Only imagedata's own commands: not Flask's (``run``, ``shell``, ``routes``, ``--app``, ...).
+The app behind a command is built when the command runs (``imagedata.cli.connect``), so
+``--help`` and ``--version`` work anywhere and touch no file.
+"""
 from __future__ import annotations
 
 import os
-import sys
-from contextlib import contextmanager
 
 import click
 from flask import Flask, current_app
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import ScriptInfo, with_appcontext
 
-from imagedata import metrics
+from imagedata import __version__, metrics
+from imagedata.cli.connect import connected, database_name, first_line, load_command_app, sqlite_path
 from imagedata.cli.migrate import migrate_from_glance
 from imagedata.cli.verify import verify
-from imagedata.db import database
+from imagedata.cli.metadefs import metadefs
+from imagedata.db import UNAVAILABLE_ERRORS
 from imagedata.errors import ImageDataError
-from imagedata.migrations import SchemaError, check_schema, sync_schema
+from imagedata.migrations import SchemaError, sync_schema
 from imagedata.service import lifecycle
 from imagedata.service.imports.takeover import take_over_imports
 from imagedata.service.quotas import set_quota, usage_report
@@ -25,69 +30,45 @@ from imagedata.policy import Caller
 from imagedata.service.tokens import create_token, list_tokens, revoke_token
 
 
-def _create_app():
-    from imagedata.app import create_app
+@click.group(name="imagedata", context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="imagedata", message="%(prog)s %(version)s")
+def cli():
+    """imagedata: image-data service speaking the OpenStack Image API v2.
 
-    return create_app()
+    Every command reads the same IMAGEDATA_* environment as the server (by default the
+    database and stores under ./var of the current folder).
+    """
 
 
 def main() -> None:
     """Entry point of the console script."""
-    # Before anything records a metric: findings of scrub, verify and recover reach the
-    # server's /metrics when it runs on this host.
-    command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), "cli")
-    metrics.share_with_server(os.environ, command)
-    cli = FlaskGroup(create_app=_create_app, add_default_commands=True, add_version_option=False,
-                     help="imagedata: image-data service speaking the OpenStack Image API v2.")
-    cli.main(prog_name="imagedata")
+    cli.main(prog_name="imagedata", obj=ScriptInfo(create_app=load_command_app, set_debug_flag=False))
 
 
 def register_commands(app: Flask) -> None:
-    """Attach every command to the app's CLI group."""
-    app.cli.add_command(db_sync)
-    app.cli.add_command(token)
-    app.cli.add_command(quota)
-    app.cli.add_command(recover)
-    app.cli.add_command(scrub)
-    app.cli.add_command(locate)
-    app.cli.add_command(verify)
-    app.cli.add_command(migrate_from_glance)
-    app.cli.add_command(link)
-    from imagedata.cli.metadefs import metadefs  # imports this module's ``connected``
-
-    app.cli.add_command(metadefs)
+    """Attach every command to the app's CLI group (what ``app.test_cli_runner()`` runs)."""
+    for command in COMMANDS:
+        app.cli.add_command(command)
 
 
 @click.command("db-sync")
 @with_appcontext
 def db_sync():
     """Create the database schema, or upgrade it to this version (idempotent)."""
+    settings = current_app.config["IMAGEDATA"]
+    name = database_name(settings)
+    path = sqlite_path(settings.database_url)
+    if path is not None:  # the one command that creates the database creates its folder too
+        os.makedirs(os.path.dirname(path), exist_ok=True)
     try:
         before, after = sync_schema()
     except SchemaError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(f"{exc} (database: {name})") from None
+    except UNAVAILABLE_ERRORS as exc:
+        raise click.ClickException(f"the database {name} cannot be used: {first_line(exc)}") from None
     done = ("created" if before is None else "already up to date" if before == after
             else f"upgraded from version {before}")
-    click.echo(f"database ready at schema version {after} ({done}): "
-               f"{_safe_url(current_app.config['IMAGEDATA'].database_url)}")
-
-
-@contextmanager
-def connected():
-    """A database connection for one command, on the schema this code needs."""
-    with database.connection_context():
-        try:
-            check_schema()
-        except SchemaError as exc:
-            raise click.ClickException(str(exc)) from None
-        yield
-
-
-def _safe_url(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        rest = "***@" + rest.split("@", 1)[1]
-    return scheme + sep + rest
+    click.echo(f"database ready at schema version {after} ({done}): {name}")
 
 
 @click.group()
@@ -101,6 +82,7 @@ def token():
 @click.option("--roles", default="member,reader", show_default=True, help="Comma-separated roles.")
 @click.option("--expires-in", type=click.IntRange(min=1, max=100 * 365 * 86400), default=None,
               help="Lifetime in seconds.")
+@with_appcontext
 def token_create(project, user, roles, expires_in):
     """Create a token and print it (last line of stdout; it is shown only once)."""
     with connected():
@@ -112,6 +94,7 @@ def token_create(project, user, roles, expires_in):
 
 @token.command("list")
 @click.option("--project", default=None)
+@with_appcontext
 def token_list(project):
     """List tokens (ids and owners; secrets are never stored)."""
     with connected():
@@ -123,6 +106,7 @@ def token_list(project):
 
 @token.command("revoke")
 @click.argument("token_id")
+@with_appcontext
 def token_revoke(token_id):
     """Revoke a token by its id."""
     with connected():
@@ -174,7 +158,7 @@ def recover():
     """Return images whose upload died to `queued` and remove their temporary files; run
     imports whose host stopped to their end."""
     services = current_app.extensions["imagedata"]
-    with connected():
+    with connected(stores=True):
         recovered = lifecycle.recover(services)
         expired = lifecycle.expire_kept(services)
         imports = take_over_imports(services, background=False)
@@ -190,7 +174,7 @@ def recover():
 def scrub(fix):
     """Report orphan files in the stores and active images whose data is missing or wrong."""
     services = current_app.extensions["imagedata"]
-    with connected():
+    with connected(stores=True):
         findings = run_scrub(services, fix=fix)
     metrics.record_scrub(findings)
     for f in findings:
@@ -242,3 +226,8 @@ def link_create(image_id, expires_in, endpoint):
     base = (endpoint or services.settings.public_endpoint or f"http://{bind}").rstrip("/")
     click.echo(f"expires {made.expires_at:%Y-%m-%dT%H:%M:%SZ} ({made.expires_in} s)", err=True)
     click.echo(f"{base}{made.path}")
+
+
+COMMANDS = (db_sync, token, quota, recover, scrub, locate, verify, migrate_from_glance, link, metadefs)
+for _command in COMMANDS:
+    cli.add_command(_command)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 from flask.cli import with_appcontext
 
-from imagedata.cli.main import connected
+from imagedata.cli.connect import connected
 from imagedata.service.metadefs.loader import DEFAULT_OWNER, LoadError, load_definitions
 
 

@@ -20,7 +20,7 @@ from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, Time
 from rich.table import Table
 
 from imagedata import metrics
-from imagedata.db import database
+from imagedata.cli.connect import connected
 from imagedata.service.verify import RESULTS, count_results, select_copies, verify_images
 
 RATE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?(?:/s)?\s*$", re.IGNORECASE)
@@ -74,7 +74,7 @@ def verify(store_id, image_id, project, deactivate, max_rate):
     terminal = sys.stdout.isatty()
     console = Console(highlight=False, soft_wrap=True)
     started = time.monotonic()
-    with database.connection_context():
+    with connected(stores=True):
         copies = select_copies(store_id, image_id, project)
         if image_id is not None and not copies:
             raise click.UsageError(f"no image {image_id} with data")

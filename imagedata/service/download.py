@@ -71,8 +71,7 @@ def preferred_stores(svc: Services, prefer: str | None) -> list[str]:
     names = [part.strip() for part in (prefer or "").split(",") if part.strip()]
     for name in names:
         if svc.stores.named(name) is None:
-            shown = name if len(name) <= 64 and name.isprintable() else "(invalid)"
-            raise BadRequest(f"Store '{shown}' is not configured.")
+            raise BadRequest(f"{svc.stores.not_configured(name)}: name those in ?prefer=.")
     return names
 
 

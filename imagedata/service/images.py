@@ -100,9 +100,18 @@ def create_image(svc: Services, caller: Caller, base: dict, extras: dict) -> Ima
             _write_tags(image_id, tags)
             _write_properties(image_id, extras)
     except IntegrityError:
-        raise Conflict(f"An image with identifier {image_id} already exists") from None
+        raise _taken_id(image_id) from None
     log.info("image %s created by project %s", image_id, caller.project_id)
     return attach_extras([Image.get_by_id(image_id)])[0]
+
+
+def _taken_id(image_id: str) -> Conflict:
+    """409 for an id in use; a deleted image's id says so (ids are never reused, yet GET says 404)."""
+    row = Image.select(Image.deleted).where(Image.id == image_id).first()
+    if row is not None and row.deleted:
+        return Conflict(f"An image with identifier {image_id} existed and was deleted; image ids are never "
+                        "reused: create the image without an id (one is chosen for it) or with a new one.")
+    return Conflict(f"An image with identifier {image_id} already exists")
 
 
 def _check_visibility_change(svc: Services, caller: Caller, visibility: str | None, owner) -> None:

@@ -26,6 +26,7 @@ from imagedata.db import UNAVAILABLE_ERRORS, database, write_transaction
 from imagedata.errors import Conflict, Gone, ImageDataError, ImageNotFound, InvalidImageState, ServiceUnavailable
 from imagedata.models import Image, ImageProperty, utcnow
 from imagedata.service import Services, locations, quotas
+from imagedata.service.detected import record_detected_format
 from imagedata.stores.base import Kept, Store
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class Attempt:
     kept: Kept | None = None  # the kept bytes this attempt continues (a resume)
     state: str | None = None  # what the attempt would leave in its store (its writer's state)
     wanted: dict = dataclasses.field(default_factory=dict)  # the client's digests {algo: raw}
+    detected: str | None = None  # a disk format found in data declared raw (service.detected)
 
 
 def owns(image_id: str, attempt: str):
@@ -188,6 +190,7 @@ def _first_copy(svc: Services, att: Attempt, values: dict) -> Image:
             rows = Image.update(**values).where(owns(att.image.id, att.attempt)).execute()
             if rows == 1:
                 locations.add_copy(att.image.id, att.store.store_id, att.attempt, size)
+                record_detected_format(att.image.id, att.detected)
     except UNAVAILABLE_ERRORS as exc:
         error = unavailable("finishing", att.image.id, exc)
         requeue(svc, att, "the database did not answer")  # on a fresh connection; removes the object
@@ -495,15 +498,19 @@ def import_copy_failed(svc: Services, att: Attempt, store_id: str) -> None:
 
 
 def import_active(svc: Services, att: Attempt, size: int, md5: str, digest: str, virtual_size: int | None,
-                  disk_format: str | None = None) -> None:
-    """importing -> active once the data has a verified copy: the digests are recorded and
-    the reservation released; the import holds on for the stores still to go."""
+                  disk_format: str | None = None, detected: str | None = None) -> None:
+    """importing -> active once the data has a verified copy: the digests are recorded (and
+    a disk format ``detected`` in data declared raw) and the reservation released; the
+    import holds on for the stores still to go."""
     values = dict(status="active", size=size, checksum=md5, os_hash_algo=svc.settings.hash_algo,
                   os_hash_value=digest, virtual_size=virtual_size, reserved_bytes=0, updated_at=utcnow())
     if disk_format is not None:  # converted on import
         values["disk_format"] = disk_format
-    rows = (Image.update(**values).where(owns(att.image.id, att.attempt) & (Image.status == "importing"))
-            .execute())
+    with database.atomic():
+        rows = (Image.update(**values).where(owns(att.image.id, att.attempt) & (Image.status == "importing"))
+                .execute())
+        if rows == 1:
+            record_detected_format(att.image.id, detected)
     if rows != 1:
         raise lost_lease(att.image.id)
     log.info("import %s: image %s is active (%d bytes)", att.attempt, att.image.id, size)

@@ -13,8 +13,9 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import re
+import socket
 
-from imagedata.errors import BadRequest, Conflict
+from imagedata.errors import BadRequest, ClientAborted, Conflict
 from imagedata.models import Image, utcnow
 from imagedata.service import Services
 from imagedata.stores.base import Store
@@ -103,3 +104,52 @@ def resume_store(svc: Services, image: Image, store_id: str | None, staging: Sto
         raise BadRequest(f"The kept data of image {image.id} is in store '{image.attempt_store}'; continue there "
                          "or start over without Content-Range.")
     return store
+
+
+def interrupted_upload(exc: ClientAborted, received: int, expected: int | None, kept_seconds: int,
+                       idle_timeout: float, resumable: bool = True) -> ClientAborted:
+    """The 400 of a body that stopped short: how much arrived, and whether and how to resume.
+
+    ``exc`` is the reader's error (its class is kept, so metrics still count it as the
+    client's); ``kept_seconds`` is how long the arrived bytes are kept (0: they were not);
+    ``resumable`` is false when the server has resumable uploads turned off.
+    """
+    why = _why(exc, idle_timeout)
+    if expected is None:
+        text = (f"The upload was cut off after {received} bytes ({why}). Nothing was kept, as the image size "
+                "was not declared: upload the image again; with Content-Length or x-openstack-image-size the "
+                "upload can be resumed after a cut.")
+    elif kept_seconds:
+        text = (f"The upload was cut off after {received} of {expected} bytes ({why}). The {received} bytes "
+                f"are kept for {duration(kept_seconds)}: resume by sending the rest with "
+                f"Content-Range: bytes {received}-{expected - 1}/{expected} (curl -C {received} -T FILE); "
+                "HEAD on this URL shows the kept bytes in Upload-Offset.")
+    else:
+        off = "" if resumable else " (resumable uploads are off on this server)"
+        text = (f"The upload was cut off after {received} of {expected} bytes ({why}). Nothing was kept{off}: "
+                "upload the whole image again.")
+    return type(exc)(text)
+
+
+def _why(exc: BaseException, idle_timeout: float) -> str:
+    """Why the body stopped, from the error the reader caught (its context)."""
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, (TimeoutError, socket.timeout)):
+        return f"no data arrived for {idle_timeout:g} seconds"
+    if isinstance(cause, ConnectionResetError):
+        return "the connection was reset"
+    if isinstance(cause, OSError):
+        return f"the connection failed: {type(cause).__name__}"
+    message = getattr(exc, "message", "")
+    if cause is None and message and not message.startswith("The upload"):  # e.g. broken chunked framing
+        return message.rstrip(".")[:1].lower() + message.rstrip(".")[1:]
+    return "the connection closed before the end of the body"
+
+
+def duration(seconds: int) -> str:
+    """``86400`` -> ``24 hours``; ``90`` -> ``90 seconds``; ``5400`` -> ``90 minutes``."""
+    for size, unit in ((3600, "hour"), (60, "minute")):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} second{'s' if seconds != 1 else ''}"

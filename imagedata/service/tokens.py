@@ -93,20 +93,34 @@ def _digest_of(header_value: str | None) -> str | None:
 
 def caller_for_token(header_value: str | None) -> Caller | None:
     """The caller a presented token stands for, or None if missing, unknown, revoked or expired."""
+    return check_token(header_value)[0]
+
+
+def check_token(header_value: str | None) -> tuple[Caller | None, str]:
+    """The caller a presented token stands for, or None and why not, for the log.
+
+    The reason names the token by its public id when it is known, never by its secret.
+    """
+    if not header_value:
+        return None, "no X-Auth-Token header"
     digest = _digest_of(header_value)
     if digest is None:
-        return None
+        return None, f"the X-Auth-Token is not an imagedata token (they start with {TOKEN_PREFIX})"
     caller = CACHE.get(digest)
     if caller is not None:
-        return caller
+        return caller, ""
     rows = prepared(Token, "token-by-hash", lambda digest: Token.select().where(Token.token_hash == digest),
                     digest=digest)
     row = next(iter(rows), None)
-    if row is None or row.revoked or (row.expires_at is not None and row.expires_at <= utcnow()):
-        return None
+    if row is None:
+        return None, "unknown token"
+    if row.revoked:
+        return None, f"token {row.token_id} (project {row.project_id}) is revoked"
+    if row.expires_at is not None and row.expires_at <= utcnow():
+        return None, f"token {row.token_id} (project {row.project_id}) expired at {row.expires_at:%Y-%m-%dT%H:%M:%SZ}"
     caller = Caller.with_roles(row.user_id, row.project_id, row.roles.split(","))
     CACHE.put(digest, caller, row.expires_at)
-    return caller
+    return caller, ""
 
 
 def find_token(header_value: str | None) -> Token | None:

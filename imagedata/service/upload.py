@@ -21,11 +21,12 @@ from imagedata.service import Services, lifecycle
 from imagedata.service.body import BodyReader
 from imagedata.service.client_digest import ExtraDigests, check_client_digests, parse_client_digests
 from imagedata.service.digest import ParallelDigest
-from imagedata.service.formats import FormatSniffer, check_format
+from imagedata.service.formats import FormatSniffer, check_format, detected_format
 from imagedata.service.heartbeat import Heartbeat
 from imagedata.service.images import get_visible_image
 from imagedata.service.lifecycle import Attempt
-from imagedata.service.resume import ResumePoint, check_resume, kept_data_gone, parse_content_range, resume_store
+from imagedata.service.resume import (ResumePoint, check_resume, interrupted_upload, kept_data_gone,
+                                      parse_content_range, resume_store)
 from imagedata.stores.base import DataMissing, Store, StoreWriter
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,10 @@ def choose_store(svc: Services, store_id: str | None) -> Store:
         return svc.stores.default
     store = svc.stores.named(store_id)
     if store is None:
+        # Glance: "Store for identifier X not found"; then the stores a client may name.
         shown = store_id if len(store_id) <= 64 and store_id.isprintable() else "(invalid)"
-        raise BadRequest(f"Store for identifier {shown} not found")
+        raise BadRequest(f"Store for identifier {shown} not found. The stores are: {', '.join(svc.stores.stores)}; "
+                         f"name one in X-Image-Meta-Store, or send none for the default ({svc.stores.default_id}).")
     return store
 
 
@@ -80,7 +83,7 @@ def upload_image_data(svc: Services, caller: Caller, req: UploadRequest, stage: 
     image = get_visible_image(svc, caller, req.image_id, "upload_image")
     writing = "uploading" if stage else "saving"
     if image.status != "queued":
-        raise InvalidImageState(f"Image status transition from {image.status} to {writing} is not allowed")
+        raise not_queued(image)
     if not stage:
         _check_formats(image)  # Glance: staging takes an image whose formats are not set yet
     resume = check_resume(image, point)
@@ -107,6 +110,26 @@ def upload_image_data(svc: Services, caller: Caller, req: UploadRequest, stage: 
             if gone is not None:
                 raise gone from exc
         raise
+
+
+def not_queued(image: Image) -> InvalidImageState:
+    """409 for an upload (or a stage) to an image that is not waiting for data: what it is
+    doing instead, and what to do."""
+    status, image_id = image.status, image.id
+    if status in ("active", "deactivated"):
+        return InvalidImageState(f"Image {image_id} already has data (status {status}); image data is never "
+                                 "replaced: create a new image to upload other data.")
+    if status == "saving" or (status == "uploading" and image.attempt is not None):
+        return InvalidImageState(f"Image {image_id} is receiving data from another upload (status {status}): "
+                                 "wait for it to end; if it fails, the image is queued again and accepts an upload.")
+    if status == "uploading":
+        return InvalidImageState(f"Image {image_id} has staged data waiting for an import (status uploading): "
+                                 f"import it with POST /v2/images/{image_id}/import (glance-direct), or delete "
+                                 "the image.")
+    if status == "importing":
+        return InvalidImageState(f"Image {image_id} is being imported (status importing): its import task "
+                                 f"(GET /v2/images/{image_id}/tasks) says when it ends.")
+    return InvalidImageState(f"Image {image_id} is {status}: only a queued image accepts data.")
 
 
 def _check_formats(image: Image) -> None:
@@ -152,10 +175,14 @@ def stream(svc: Services, att: Attempt, req: UploadRequest) -> tuple[int, str, s
     except ClientAborted as exc:
         digest.close()
         heartbeat.stop()
-        if not _keep(svc, att, writer):
+        received = writer.offset
+        kept = _keep(svc, att, writer)
+        if not kept:
             writer.abort()
             lifecycle.requeue(svc, att, _reason(exc))
-        raise
+        settings = svc.settings
+        raise interrupted_upload(exc, received, att.expected, settings.resume_seconds if kept else 0,
+                                 settings.upload_idle_timeout, bool(settings.resume_seconds)) from exc
     except BaseException as exc:
         digest.close()
         heartbeat.stop()
@@ -190,6 +217,7 @@ def _copy(att: Attempt, req: UploadRequest, writer: StoreWriter, digest: Paralle
     declared = att.image.disk_format is not None
     virtual_size = check_format(sniffer, att.image.disk_format if declared else None,
                                 att.image.container_format if declared else None, total)
+    att.detected = detected_format(sniffer, att.image.disk_format, att.image.container_format)
     md5, image_digest = digest.finish()
     check_client_digests(att.wanted, {"md5": md5, digest.algorithm: image_digest, **extra.hexdigests()})
     heartbeat.beat_now()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from imagedata.config import Settings, StoreConfig
+from imagedata.storable import printable
 from imagedata.stores.base import Store
 from imagedata.stores.filesystem import FilesystemStore
 
@@ -25,6 +26,11 @@ class StoreRegistry:
         """The configured store a request may name (X-Image-Meta-Store, ?prefer=, an import's
         stores), or None: the staging store is internal and never named by a client."""
         return self.stores.get(store_id) if store_id else None
+
+    def not_configured(self, store_id: str) -> str:
+        """A message for a store id that names no store a client may name: the ones it may."""
+        return (f"Store {printable(store_id)!r} is not configured (configured stores: {', '.join(self.stores)}; "
+                f"the default is {self.default_id})")
 
     @property
     def default(self) -> Store:

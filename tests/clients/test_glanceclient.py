@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 import sys
 
 import pytest
@@ -16,6 +18,7 @@ from tests.clients.helpers import (
     BIG_SIZE, CAP, HAVE_SCRIPT, api, api_create, api_show, api_upload, assert_clean_error,
     corrupt, property_table, read, run_client, sha512, store_file, table_rows, unique,
 )
+from tests.helpers import skip_or_fail
 
 pytestmark = pytest.mark.e2e
 
@@ -213,8 +216,19 @@ def test_409_upload_to_active_image(glance, session, data_file):
     image_id = api_create(session, unique("gc-409"))
     api_upload(session, image_id, data)
     result = glance("image-upload", "--file", path, image_id, check=False)
-    assert_clean_error(result, "HTTP 409 Conflict")
+    assert_clean_error(result, "HTTP 409 Conflict", f"Image {image_id} already has data (status active); image "
+                       "data is never replaced: create a new image to upload other data.")
     assert api_show(session, image_id).json()["os_hash_value"] == sha512(data)
+
+
+def test_a_qcow2_declared_raw_shows_what_was_found(glance, workdir):
+    """Stored as raw, as declared; `glance image-create` shows the format the data really is."""
+    if shutil.which("qemu-img") is None:
+        skip_or_fail("qemu-img is not installed (Debian package qemu-utils; .ci/run installs it)")
+    path = workdir / "real.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), "8M"], check=True, timeout=60)
+    props = property_table(glance(*create_args(unique("gc-detected"), "--file", str(path))).stdout)
+    assert (props["status"], props["disk_format"], props["imagedata_detected_format"]) == ("active", "raw", "qcow2")
 
 
 def test_413_over_the_size_cap(glance, session, big_file):

@@ -318,7 +318,7 @@ def test_revoked_token_is_401(server):
     listing = server.cli("token", "list", "--project", "revoker")
     token_id = listing.split()[0]
     server.cli("token", "revoke", token_id)
-    # Workers keep validated tokens for TOKEN_CACHE_SECONDS (README: Authentication): a token
+    # Workers keep validated tokens for TOKEN_CACHE_SECONDS (docs/clients.rst, Authentication): a token
     # revoked by another process stops working in every worker within that, and for good.
     time.sleep(TOKEN_CACHE_SECONDS + 0.5)
     response = requests.get(f"{server.url}/v2/images", headers=hdrs(secret), timeout=10)

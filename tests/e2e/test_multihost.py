@@ -1,6 +1,6 @@
 """Two imagedata hosts on one PostgreSQL and one SeaweedFS, behind nginx with the deploy site.
 
-Everything is real and runs as README's "Scaling out" says: separate gunicorn masters with
+Everything is real and runs as docs/scaling.rst says: separate gunicorn masters with
 their own data folders and host ids, the metadata in PostgreSQL, the bytes in S3.
 """
 from __future__ import annotations

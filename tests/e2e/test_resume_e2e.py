@@ -1,4 +1,4 @@
-"""Flaky links, real tools: the README's resuming curl loop, and resumed or parallel downloads
+"""Flaky links, real tools: the documented resuming curl loop (docs/api.rst), and resumed or parallel downloads
 with curl, wget, aria2c and qemu's HTTP block driver, on both store types, through a loopback
 proxy that resets connections."""
 from __future__ import annotations
@@ -13,8 +13,8 @@ import pytest
 import requests
 
 from tests.e2e.proxy import Forwarder
-from tests.e2e.server import REPO
 from tests.helpers import skip_or_fail
+from tests.literal import indented_block, read_doc
 
 MIB = 1 << 20
 SIZE = int(os.environ.get("RESUME_E2E_SIZE", 96 * MIB))
@@ -69,28 +69,20 @@ def create(srv, token, disk_format="raw"):
     return response.json()["id"]
 
 
-def readme_loop() -> str:
-    """The resuming upload loop exactly as README.rst shows it."""
-    with open(os.path.join(REPO, "README.rst")) as f:
-        text = f.read()
-    block = text.split("    # resume-loop\n", 1)[1]
-    lines = []
-    for line in block.splitlines():
-        if line and not line.startswith("    "):
-            break
-        lines.append(line[4:])
-    return "\n".join(lines).strip() + "\n"
+def documented_loop() -> str:
+    """The resuming upload loop exactly as docs/api.rst shows it."""
+    return indented_block("    " + read_doc("docs/api.rst").split("    # resume-loop\n", 1)[1])
 
 
 def upload_with_the_loop(srv, token, image_id, path, proxy):
     env = {**os.environ, "ID": image_id, "TOKEN": token, "FILE": str(path),
            "IMAGEDATA_URL": f"http://127.0.0.1:{proxy.port}"}
     started = time.monotonic()
-    done = subprocess.run(["bash", "-c", readme_loop()], env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(["bash", "-c", documented_loop()], env=env, capture_output=True, text=True, timeout=600)
     return done, time.monotonic() - started
 
 
-def test_the_readme_loop_uploads_through_a_resetting_proxy(srv, token, source):
+def test_the_documented_loop_uploads_through_a_resetting_proxy(srv, token, source):
     need("curl", "curl")
     path, md5, sha512 = source
     image_id = create(srv, token)

@@ -3,6 +3,7 @@ against a real gunicorn over real sockets."""
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import time
 
@@ -103,7 +104,7 @@ def test_client_disconnect_mid_upload(srv, token, framing, cut):
     assert len(files_of(srv, image_id)) == 1 and kept_offset(srv, token, image_id) is None
 
 
-# A cut-off upload of a declared size keeps what arrived (the README's "Resumable uploads").
+# A cut-off upload of a declared size keeps what arrived (docs/api.rst, "Resumable uploads").
 KEPT_AFTER_CUT = {("content-length", "mid-body"): 2 * MIB, ("content-length", "one-byte-short"): 4 * MIB - 1}
 
 
@@ -114,9 +115,32 @@ def test_client_half_closes_and_reads_the_400(srv, token):
         ("Content-Type", "application/octet-stream"), ("Content-Length", str(MIB))]) + b"a" * 1000,
         half_close=True)
     assert response is not None and response.status == 400, response
+    assert response.text.endswith(
+        f"The upload was cut off after 1000 of {MIB} bytes (the connection closed before the end of the body). "
+        f"The 1000 bytes are kept for 24 hours: resume by sending the rest with Content-Range: bytes "
+        f"1000-{MIB - 1}/{MIB} (curl -C 1000 -T FILE); HEAD on this URL shows the kept bytes in Upload-Offset.\n")
     assert kept_offset(srv, token, image_id) == 1000  # kept for a resume; a plain PUT starts over
     _retry_works(srv, token, image_id)
     assert len(files_of(srv, image_id)) == 1
+
+
+def test_a_stalled_client_is_told_what_arrived_and_how_to_resume(srv, token):
+    """The idle timeout (2 s here) ends a stalled upload; a client still listening reads why and what next."""
+    image_id = create(srv, token)
+    upload = RawUpload(srv, token, image_id, content_length=MIB, extra=[("Accept", "application/json")])
+    try:
+        assert upload.send(b"s" * 3000)
+        response = upload.wait(timeout=20)
+    finally:
+        upload.close()
+    assert response is not None and response.status == 400, response
+    assert json.loads(response.body)["message"] == (
+        f"The upload was cut off after 3000 of {MIB} bytes (no data arrived for 2 seconds). The 3000 bytes are "
+        f"kept for 24 hours: resume by sending the rest with Content-Range: bytes 3000-{MIB - 1}/{MIB} "
+        "(curl -C 3000 -T FILE); HEAD on this URL shows the kept bytes in Upload-Offset.")
+    assert kept_offset(srv, token, image_id) == 3000
+    response = resume_put(srv, token, image_id, 3000, b"r" * (MIB - 3000), MIB)
+    assert response.status_code == 204, response.text
 
 
 # -- two uploads to one image ---------------------------------------------------------------

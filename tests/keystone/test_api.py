@@ -69,6 +69,14 @@ def test_bad_tokens_get_401_with_keystone_uri(cloud, token):
     assert response.headers["WWW-Authenticate"] == f'Keystone uri="{cloud.keystone.auth_url}"'
     assert response.headers["Content-Type"].startswith("text/plain")
     assert "requires authentication" in response.text
+    # The server's log says why (never with the token itself).
+    why = "no X-Auth-Token header" if not token else "Keystone did not accept the token (invalid, expired or revoked)"
+    deadline = time.monotonic() + 5
+    while f"401 on GET /v2/images: {why}" not in cloud.server.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert f"401 on GET /v2/images: {why}" in cloud.server.log()
+    if token:
+        assert token not in cloud.server.log()
 
 
 def test_401_is_json_for_clients_that_ask(cloud):

@@ -23,7 +23,9 @@ def test_the_service_signs_a_user_in_with_keystone(cloud):
     assert body["project"] == "alpha" and body["expires_at"] and alice.password not in answer.text
     me = requests.get(f"{cloud.server.url}/console/api/whoami", headers={"X-Auth-Token": body["token"]}, timeout=30)
     assert me.json()["project"] == alice.project_id and "member" in me.json()["roles"]
-    assert session(cloud, username="alice", password="wrong", project="alpha").status_code == 401
+    refused = session(cloud, username="alice", password="wrong", project="alpha")
+    assert refused.status_code == 401
+    assert refused.headers["WWW-Authenticate"].startswith('Keystone uri="http://127.0.0.1:')
     assert session(cloud, username="alice", project="alpha").status_code == 400
     with open(cloud.server.log_path, errors="replace") as f:
         assert alice.password not in f.read()

@@ -7,6 +7,6 @@ MBR/GPT, LUKS). ``capture`` keeps the bytes they need: the first 128 KiB, the la
 bytes and a few regions of at most 64 KiB that a format asks for by offset.
 """
 from imagedata.service.formats.capture import Finding
-from imagedata.service.formats.inspector import FormatSniffer, check_format
+from imagedata.service.formats.inspector import FormatSniffer, check_format, detected_format
 
-__all__ = ["Finding", "FormatSniffer", "check_format"]
+__all__ = ["Finding", "FormatSniffer", "check_format", "detected_format"]

@@ -82,6 +82,19 @@ def check_format(sniffer: FormatSniffer, disk_format: str, container_format: str
     return finding.virtual_size or None
 
 
+def detected_format(sniffer: FormatSniffer, disk_format: str, container_format: str) -> str | None:
+    """The disk format found in data that ``check_format`` accepted as ``raw``, if any.
+
+    Such data is stored as raw, as declared (a consumer reads its bytes as they are): a qcow2
+    declared raw boots as a disk full of qcow2 metadata. An MBR or GPT is not reported: it is
+    the partition table of a raw disk.
+    """
+    if disk_format != "raw" or container_format != "bare":
+        return None
+    found = [f for f in sniffer.findings() if f.name != "gpt"]
+    return found[0].name if len(found) == 1 else None
+
+
 def _single(found: list[Finding]) -> Finding | None:
     names = sorted(f.name for f in found)
     if len(found) <= 1:

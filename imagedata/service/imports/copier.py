@@ -14,7 +14,7 @@ from typing import Callable, Iterable
 from imagedata.errors import BadRequest, TooLarge
 from imagedata.service import lifecycle
 from imagedata.service.digest import ParallelDigest
-from imagedata.service.formats import FormatSniffer, check_format
+from imagedata.service.formats import FormatSniffer, check_format, detected_format
 from imagedata.service.heartbeat import Heartbeat
 from imagedata.service.lifecycle import Attempt
 from imagedata.stores.base import Store
@@ -33,12 +33,14 @@ class Expected:
 
 @dataclasses.dataclass(frozen=True)
 class Copied:
-    """What was committed: its size, digests and virtual size."""
+    """What was committed: its size, digests and virtual size (and the disk format found in
+    data declared raw, see ``service.detected``)."""
 
     size: int
     md5: str
     digest: str
     virtual_size: int | None
+    detected: str | None = None
 
 
 class DataMismatch(BadRequest):
@@ -57,8 +59,8 @@ def copy_into(store: Store, att: Attempt, source: Callable, expected: Expected, 
         att.state = writer.state
         digest = ParallelDigest(hash_algo)
         try:
-            total, virtual_size = _stream(source(digest.wait_backlog), writer, digest, att, expected, heartbeat,
-                                          progress)
+            total, virtual_size, detected = _stream(source(digest.wait_backlog), writer, digest, att, expected,
+                                                    heartbeat, progress)
             md5, image_digest = digest.finish()
         finally:
             digest.close()
@@ -73,11 +75,11 @@ def copy_into(store: Store, att: Attempt, source: Callable, expected: Expected, 
     except BaseException:
         writer.abort()
         raise
-    return Copied(total, md5, image_digest, virtual_size)
+    return Copied(total, md5, image_digest, virtual_size, detected)
 
 
 def _stream(pieces: Iterable, writer, digest: ParallelDigest, att: Attempt, expected: Expected,
-            heartbeat: Heartbeat, progress: Callable[[int], None]) -> tuple[int, int | None]:
+            heartbeat: Heartbeat, progress: Callable[[int], None]) -> tuple[int, int | None, str | None]:
     sniffer = FormatSniffer()
     total, reported = 0, time.monotonic()
     for data in pieces:
@@ -98,4 +100,4 @@ def _stream(pieces: Iterable, writer, digest: ParallelDigest, att: Attempt, expe
             reported = time.monotonic()
     virtual_size = check_format(sniffer, att.image.disk_format, att.image.container_format, total)
     progress(total)
-    return total, virtual_size
+    return total, virtual_size, detected_format(sniffer, att.image.disk_format, att.image.container_format)

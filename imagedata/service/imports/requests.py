@@ -85,11 +85,27 @@ def target_stores(svc: Services, method: str, stores: list[str] | None, all_stor
         return [svc.stores.default_id]
     for store_id in stores:
         if svc.stores.named(store_id) is None:
-            configured = ", ".join(store.store_id for store in svc.stores)
-            raise Conflict(f"Store {printable(store_id)!r} is not configured (configured stores: {configured}).")
+            raise Conflict(f"{svc.stores.not_configured(store_id)}: name those in stores or X-Image-Meta-Store, "
+                           "or send all_stores: true.")
         if store_id in holding:
             raise BadRequest(f"Image is already present in store {store_id!r}.")
     return list(dict.fromkeys(stores))
+
+
+def wrong_status(image, method: str) -> Conflict:
+    """409 for an image that is not in the status ``method`` needs, saying what to do instead."""
+    if image.status == "importing":
+        hint = f"an import runs; its task (GET /v2/images/{image.id}/tasks) says when it ends"
+    elif method == "copy-image":
+        hint = "copy-image copies the data of an active image: upload or import its data first"
+    elif image.status in ("active", "deactivated"):
+        hint = "the image has data already; copy-image copies it into more stores"
+    elif method == "glance-direct":
+        hint = f"stage the data first with PUT /v2/images/{image.id}/stage"
+    else:
+        hint = "web-download fills an image that has no data yet: create a new image for it"
+    return Conflict(f"Image status {image.status!r} does not allow {method}: it needs an image in status "
+                    f"{NEEDED_STATUS[method]!r}; {hint}.")
 
 
 def request_import(svc: Services, caller: Caller, req: ImportRequest) -> Task | None:
@@ -99,10 +115,10 @@ def request_import(svc: Services, caller: Caller, req: ImportRequest) -> Task | 
     rule = "copy_image" if method == "copy-image" else "import_image"
     image = get_visible_image(svc, caller, req.image_id, rule)
     if image.status != NEEDED_STATUS[method]:
-        raise Conflict(f"Image status {image.status!r} does not allow {method}: it needs an image in status "
-                       f"{NEEDED_STATUS[method]!r}.")
+        raise wrong_status(image, method)
     if method != "copy-image" and (image.disk_format is None or image.container_format is None):
-        raise Conflict("The image's disk_format and container_format must be set before it is imported.")
+        raise Conflict("The image's disk_format and container_format must be set before it is imported: set "
+                       f"them with PATCH /v2/images/{image.id}.")
     holding = [copy.store for copy in locations.copies_of(image.id) if copy.status == "active"]
     targets = target_stores(svc, method, stores, all_stores, holding)
     if not targets:

@@ -134,7 +134,8 @@ def _copy_to_stores(svc: Services, job: ImportJob, att: Attempt, heartbeat: Hear
             expected = Expected(copied.size, copied.md5, copied.digest)
         if Image.get_by_id(image.id).status == "importing" and (not job.must_succeed or _all_done(job, done)):
             lifecycle.import_active(svc, att, copied.size, copied.md5, copied.digest, copied.virtual_size,
-                                    disk_format=image.disk_format if converted_path else None)
+                                    disk_format=image.disk_format if converted_path else None,
+                                    detected=None if converted_path else copied.detected)
     return "; ".join(failures) or None
 
 
