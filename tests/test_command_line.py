@@ -10,7 +10,8 @@ import pytest
 from imagedata import __version__
 from tests.e2e.server import BIN, free_port
 
-OUR_COMMANDS = ("db-sync", "token", "quota", "recover", "scrub", "locate", "verify", "link", "metadefs")
+OUR_COMMANDS = ("db-sync", "token", "quota", "recover", "scrub", "locate", "verify", "migrate-from-glance", "link",
+                "metadefs")
 FLASK_ONLY = ("run", "shell", "routes", "--app", "--debug", "--env-file", "--no-debug")
 
 
