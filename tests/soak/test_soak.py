@@ -10,6 +10,7 @@ and says what each fault looked like to a client streaming through it.
 """
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -27,6 +28,8 @@ def soak_and_judge(cluster, seconds: float) -> None:
     text = render(soak, verdict)
     with open(os.path.join(cluster.root, "soak-report.txt"), "w") as f:
         f.write(text + "\n")
+    with open(os.path.join(cluster.root, "worker-samples.json"), "w") as f:  # (t, host, pid, RSS KiB, fds)
+        json.dump(soak.sampler.workers, f)
     print(text)
     if verdict.problems:
         raise AssertionError(text)
