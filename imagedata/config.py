@@ -93,6 +93,9 @@ class Settings:
     # Key of the signed download links (empty: a random key kept in the data folder).
     link_secret: str = dataclasses.field(default="", repr=False)
     link_max_seconds: int = 86400
+    # This host's image cache (off unless both are set): its folder and its size limit.
+    cache_dir: str = ""
+    cache_max_bytes: int = 0
 
     def store(self, store_id: str) -> StoreConfig | None:
         """The configured store with this exact id, if any."""
@@ -270,6 +273,19 @@ def parse_origins(value: str) -> tuple[str, ...]:
     return tuple(origins)
 
 
+SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
+SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(name: str, value: str) -> int:
+    """A number of bytes, with an optional binary unit: ``1073741824``, ``500M``, ``20G``."""
+    match = SIZE_RE.match(value or "")
+    if not match:
+        raise ConfigError(f"{name} must be a number of bytes, optionally with K, M, G or T (e.g. 20G), "
+                          f"not {value!r}")
+    return int(match.group(1)) * SIZE_UNITS[match.group(2).lower()]
+
+
 def _boot_id() -> str:
     try:
         with open("/proc/sys/kernel/random/boot_id") as f:
@@ -290,6 +306,8 @@ def load_settings(env: dict | None = None, **overrides) -> Settings:
     database_url = env.get("IMAGEDATA_DATABASE_URL") or f"sqlite:///{data_dir}/imagedata.db"
     stores = parse_stores(env.get("IMAGEDATA_STORES") or f"local=file://{data_dir}/images", env)
     default_store = env.get("IMAGEDATA_DEFAULT_STORE") or stores[0].store_id
+    cache_dir = (env.get("IMAGEDATA_CACHE_DIR") or "").strip()
+    cache_max = (env.get("IMAGEDATA_CACHE_MAX_BYTES") or "").strip()
     values = dict(
         data_dir=data_dir,
         database_url=database_url,
@@ -323,6 +341,8 @@ def load_settings(env: dict | None = None, **overrides) -> Settings:
         cors_allowed_origins=parse_origins(env.get("IMAGEDATA_CORS_ALLOWED_ORIGINS") or ""),
         link_secret=(env.get("IMAGEDATA_LINK_SECRET") or "").strip(),
         link_max_seconds=_int(env, "IMAGEDATA_LINK_MAX_SECONDS", 86400, minimum=1),
+        cache_dir=os.path.abspath(cache_dir) if cache_dir else "",
+        cache_max_bytes=parse_size("IMAGEDATA_CACHE_MAX_BYTES", cache_max) if cache_max else 0,
     )
     values.update(overrides)
     settings = Settings(**values)
@@ -348,5 +368,25 @@ def validate(settings: Settings) -> None:
     if settings.link_secret and len(settings.link_secret) < 32:
         raise ConfigError("IMAGEDATA_LINK_SECRET must be at least 32 characters (e.g. the output of "
                           "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
+    _validate_cache(settings)
     if settings.log_format not in LOG_FORMATS:
         raise ConfigError(f"IMAGEDATA_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}")
+
+
+def _validate_cache(settings: Settings) -> None:
+    """The cache needs both settings, a positive limit and a folder of its own."""
+    if bool(settings.cache_dir) != bool(settings.cache_max_bytes):
+        missing = "IMAGEDATA_CACHE_MAX_BYTES" if settings.cache_dir else "IMAGEDATA_CACHE_DIR"
+        raise ConfigError(f"the image cache needs both IMAGEDATA_CACHE_DIR and IMAGEDATA_CACHE_MAX_BYTES: set "
+                          f"{missing} too (or neither, to leave the cache off)")
+    if not settings.cache_dir:
+        return
+    for store in settings.stores:
+        if store.kind == "file" and _overlaps(settings.cache_dir, store.path):
+            raise ConfigError(f"IMAGEDATA_CACHE_DIR {settings.cache_dir!r} overlaps the folder of store "
+                              f"{store.store_id!r}: give the cache a folder of its own")
+
+
+def _overlaps(first: str, second: str) -> bool:
+    first, second = os.path.normpath(first), os.path.normpath(second)
+    return first == second or first.startswith(second + os.sep) or second.startswith(first + os.sep)

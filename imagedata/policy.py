@@ -41,6 +41,12 @@ DEFAULT_RULES = {
     "stores_info_detail": "admin or service",
     "manage_quota": "admin",
     "manage_tokens": "admin",
+    # This host's image cache (GET/PUT/DELETE /v2/cache...), as Glance's defaults.
+    "cache_list": "admin",
+    "cache_image": "admin",
+    "cache_delete": "admin",
+    "cache_clean": "admin",
+    "cache_prune": "admin",
 }
 
 DATA_ADMIN_ONLY_RULES = {"upload_image": "admin", "download_image": "admin"}
