@@ -58,13 +58,16 @@ class ImageCache:
             if not is_locked(layout.lock(image_id)):
                 removed += unlink_quiet(layout.partial(image_id))
         rows = self.index.entries(None)
-        dead = [row.image_id for row in rows if row.state == "filling" and not is_locked(layout.lock(row.image_id))]
-        removed += len(self.index.forget(dead, state="filling"))
+        dead = [row for row in rows if row.state == "filling" and not is_locked(layout.lock(row.image_id))]
+        for row in dead:  # a fill stopped between publishing its verified copy and saying so keeps it
+            if not (_has_size(layout.final(row.image_id), row.size) and self.index.mark_cached(row.image_id)):
+                removed += len(self.index.forget([row.image_id], state="filling"))
+        rows = self.index.entries(None)
         files = set(layout.cached_ids())
         lost = [row.image_id for row in rows if row.state == "cached" and not _has_size(layout.final(row.image_id),
                                                                                          row.size)]
         removed += len(self.index.forget(lost, state="cached"))
-        known = {row.image_id for row in rows if row.image_id not in lost and row.image_id not in dead}
+        known = {row.image_id for row in rows if row.image_id not in lost}
         for image_id in sorted(files - known):
             removed += remove_copy(layout, image_id)
         if removed:

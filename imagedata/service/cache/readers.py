@@ -30,12 +30,21 @@ class CachedRange(FileRange):
         super().__init__(fd, start, length, accel_name=image_id)
         self.start = start
         self.length = length
+        self.furthest = start
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        """Move the file; socket.sendfile seeks to where it stopped (gunicorn then moves the
+        descriptor back behind our back), which is how far the range was sent."""
+        where = super().seek(pos, whence)
+        self.furthest = max(self.furthest, where)
+        return where
 
     def close(self) -> None:
-        """Close the file; the bytes sent (sendfile leaves the file where it stopped) are counted."""
+        """Close the file; the bytes sent are counted."""
         if not self.closed:
             try:
-                metrics.count_cache_bytes(min(max(self.raw.tell() - self.start, 0), self.length))
+                sent = max(self.furthest, self.raw.tell()) - self.start
+                metrics.count_cache_bytes(min(max(sent, 0), self.length))
             except (OSError, ValueError):
                 pass
         super().close()
