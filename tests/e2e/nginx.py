@@ -1,7 +1,7 @@
 """A private nginx running the production site file deploy/nginx/imagedata.conf.
 
-Only the listen address, the upstream port and the store folder of the site are replaced
-(each must appear exactly once, so a change to the site's shape fails loudly here).
+Only the listen address, the upstream port, the store folder and the cache folder of the site
+are replaced (each must appear exactly once, so a change to the site's shape fails loudly here).
 """
 from __future__ import annotations
 
@@ -36,14 +36,17 @@ http {{
 """
 
 
-def render_site(upstream_port, listen_port: int, stores_dir: str, text: str | None = None) -> str:
-    """The deploy site with this test's ports (one upstream, or a list of hosts) and store folder."""
+def render_site(upstream_port, listen_port: int, stores_dir: str, text: str | None = None,
+                cache_dir: str | None = None) -> str:
+    """The deploy site with this test's ports (one upstream, or a list of hosts), store folder
+    and cache folder (by default one beside the stores that nobody fills)."""
     text = open(SITE).read() if text is None else text
     ports = upstream_port if isinstance(upstream_port, (list, tuple)) else [upstream_port]
     replacements = {
         "server 127.0.0.1:9292;": "\n    ".join(f"server 127.0.0.1:{port};" for port in ports),
         "listen 80;": f"listen 127.0.0.1:{listen_port};",
         "alias /srv/imagedata/stores/;": f"alias {stores_dir.rstrip('/')}/;",
+        "alias /var/cache/imagedata/;": f"alias {(cache_dir or stores_dir.rstrip('/') + '-cache').rstrip('/')}/;",
     }
     for old, new in replacements.items():
         if text.count(old) != 1:
@@ -55,12 +58,13 @@ def render_site(upstream_port, listen_port: int, stores_dir: str, text: str | No
 class Nginx:
     """nginx in the foreground in a private prefix, proxying to one imagedata server."""
 
-    def __init__(self, prefix, upstream_port, stores_dir: str):
+    def __init__(self, prefix, upstream_port, stores_dir: str, cache_dir: str | None = None):
         self.prefix = str(prefix)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.upstream_port = upstream_port
         self.stores_dir = stores_dir
+        self.cache_dir = cache_dir
         self.proc = None
 
     def start(self, timeout: float = 10.0) -> "Nginx":
@@ -68,7 +72,7 @@ class Nginx:
         os.makedirs(self.prefix, exist_ok=True)
         site = os.path.join(self.prefix, "imagedata.conf")
         with open(site, "w") as f:
-            f.write(render_site(self.upstream_port, self.port, self.stores_dir))
+            f.write(render_site(self.upstream_port, self.port, self.stores_dir, cache_dir=self.cache_dir))
         user = "user root root;" if os.geteuid() == 0 else ""
         conf = os.path.join(self.prefix, "nginx.conf")
         with open(conf, "w") as f:

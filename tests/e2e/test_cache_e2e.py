@@ -14,6 +14,7 @@ import requests
 
 from tests.e2e import streams
 from tests.e2e.cachekit import cache_dir, cache_server, fetch, listed, metric, object_key, upload, wait_cached
+from tests.e2e.nginx import NGINX, Nginx
 from tests.e2e.proxy import Forwarder
 
 MIB = streams.MIB
@@ -153,4 +154,34 @@ def test_eviction_keeps_the_cache_under_its_limit(tmp_path, seaweedfs, bucket, c
         time.sleep(0.3)
         assert big not in {e["image_id"] for e in listed(server, admin)["cached_images"]}
     finally:
+        server.stop()
+
+
+@pytest.mark.skipif(not os.path.exists(NGINX), reason="nginx is not installed; CI installs it")
+def test_nginx_sends_cached_copies_with_x_accel_redirect(tmp_path, seaweedfs, bucket, counter):
+    server = cache_server(tmp_path / "srv", seaweedfs, bucket, counter.port, IMAGEDATA_ACCEL_REDIRECT="/_accel")
+    server.start()
+    nginx = Nginx(tmp_path / "nginx", server.port, str(tmp_path / "srv" / "stores"), cache_dir(server)).start()
+    try:
+        token = server.token("p1")
+        size = 3 * MIB + 11
+        image_id = upload(server, token, size, seed=9)
+        expected = streams.slice_of(9, size, 0, size)
+        first = requests.get(f"{nginx.url}/v2/images/{image_id}/file", headers={"X-Auth-Token": token}, timeout=30)
+        assert first.status_code == 200 and first.content == expected  # a miss: streamed by gunicorn
+        wait_cached(server, image_id)
+        seaweedfs.client().delete_object(Bucket=bucket, Key=object_key(seaweedfs, bucket, image_id))
+        direct = requests.get(f"{server.url}/v2/images/{image_id}/file", headers={"X-Auth-Token": token}, timeout=30)
+        assert direct.headers["X-Accel-Redirect"] == f"/_accel/_cache/{image_id}" and direct.content == b""
+        again = requests.get(f"{nginx.url}/v2/images/{image_id}/file", headers={"X-Auth-Token": token}, timeout=30)
+        assert again.status_code == 200 and again.content == expected
+        for name in ("Content-MD5", "ETag", "Content-Length", "Content-Type"):
+            assert again.headers[name] == first.headers[name], name
+        part = requests.get(f"{nginx.url}/v2/images/{image_id}/file",
+                            headers={"X-Auth-Token": token, "Range": "bytes=1000-1999"}, timeout=30)
+        assert part.status_code == 206 and part.content == expected[1000:2000]
+        assert part.headers["Content-Range"] == f"bytes 1000-1999/{size}"
+        assert requests.get(f"{nginx.url}/_accel/_cache/{image_id}", timeout=10).status_code == 404
+    finally:
+        nginx.stop()
         server.stop()
