@@ -58,6 +58,7 @@ class Fill:
         self.layout, self.index, self.image = layout, index, image
         self.lock_fd, self.fd, self.reader = lock_fd, fd, reader
         self.written = 0
+        self.published = False
         self.outcome: str | None = None  # "cached", or why not
         self.changed = threading.Condition()
         self.done = threading.Event()
@@ -81,9 +82,9 @@ class Fill:
     def _run(self) -> None:
         try:
             self._copy()
+            self.published = True  # from here a failure removes the copy too: no file without its row
             publish(self.fd, self.layout.partial(self.image.id), self.layout.final(self.image.id))
             if not self.index.mark_cached(self.image.id):
-                self.layout.remove(self.image.id)  # dropped from the cache while it filled
                 raise FillFailed("dropped", "the image was dropped from the cache while it filled")
             self.outcome = "cached"
             metrics.count_cache_fill(None)
@@ -140,6 +141,8 @@ class Fill:
         elif reason != "dropped":
             log.warning("image %s: cache fill abandoned (%s): %s", self.image.id, reason, message)
         unlink_quiet(self.layout.partial(self.image.id))
+        if self.published:
+            self.layout.remove(self.image.id)
         self.index.release(self.image.id)
         metrics.count_cache_fill(reason)
 
