@@ -215,7 +215,7 @@ def test_recover_discards_unfinished_fills_and_keeps_copies(cache):
         f.write(b"half")
     with open(cache.layout.final(orphan), "wb") as f:
         f.write(b"nobody's")
-    cache.index.reserve(stale, 10, cache.max_bytes, lambda other: True)
+    cache.index.reserve(stale, 10, "10:::", cache.max_bytes, lambda other: True)
     busy = str(uuid.uuid4())  # a fill that is still alive keeps its file
     lock = try_lock(cache.layout.lock(busy))
     open(cache.layout.partial(busy), "wb").close()
@@ -237,3 +237,18 @@ def test_drop_during_a_fill_leaves_nothing_cached(cache):
     reader.close()
     time.sleep(0.1)
     assert not cache.is_cached(image.id) and cache.usage().used_bytes == 0
+
+
+def test_a_copy_serves_only_the_data_its_fill_verified(cache):
+    """A record that says other data now (another digest of the same size, an id used again)
+    finds no copy: the old one is dropped and the new data fills anew."""
+    data, other = os.urandom(MIB), os.urandom(MIB)
+    image, store = facts(data), Store(data)
+    read_all(cache.open(image, 0, len(data), store.source))
+    wait_cached(cache, image.id)
+    changed, new_store = facts(other, image.id), Store(other)
+    assert read_all(cache.open(changed, 0, 100, new_store.source)) == other[:100]  # a miss: the store's range
+    assert new_store.reads[0] == (0, 100)
+    wait_cached(cache, image.id)
+    assert read_all(cache.open(changed, 0, len(other), new_store.source)) == other
+    assert cache.index.identity_of(image.id) == changed.identity and [e.hits for e in cache.entries()] == [1]

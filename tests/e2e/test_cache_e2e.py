@@ -185,3 +185,49 @@ def test_nginx_sends_cached_copies_with_x_accel_redirect(tmp_path, seaweedfs, bu
     finally:
         nginx.stop()
         server.stop()
+
+
+def copied_to(server, admin, image_id, store_id, timeout=60.0) -> None:
+    """Copy an active image into another store (copy-image import) and wait for the copy."""
+    headers = {"X-Auth-Token": admin}
+    started = requests.post(f"{server.url}/v2/images/{image_id}/import", headers=headers, timeout=10,
+                            json={"method": {"name": "copy-image"}, "stores": [store_id]})
+    assert started.status_code == 202, started.text
+    deadline = time.monotonic() + timeout
+    while store_id not in requests.get(f"{server.url}/v2/images/{image_id}", headers=headers,
+                                       timeout=10).json().get("stores", ""):
+        assert time.monotonic() < deadline, server.log()
+        time.sleep(0.1)
+
+
+def test_a_copy_taken_out_of_service_leaves_the_cache(tmp_path, seaweedfs, bucket):
+    """Removing the remote copy (DELETE /v2/stores/...) or verify flagging it corrupt: the image
+    is read from its other copy, and this host's cache lets go of it."""
+    server = cache_server(tmp_path, seaweedfs, bucket, seaweedfs.s3_port,
+                          IMAGEDATA_STORES=f"s3={seaweedfs.store_url(bucket, 'images')}&part_size={5 * MIB},"
+                                           f"local=file://{tmp_path}/stores/local").start()
+    try:
+        token, admin = server.token("p1"), server.token("ops", "admin")
+        images = {seed: upload(server, token, MIB + seed, seed=seed) for seed in (61, 62)}
+        for seed, image_id in images.items():
+            assert fetch(server, token, image_id)[2] == streams.slice_of(seed, MIB + seed, 0, MIB + seed)
+            wait_cached(server, image_id)
+            copied_to(server, admin, image_id, "local")
+        removed, flagged = images[61], images[62]
+        assert requests.delete(f"{server.url}/v2/stores/s3/{removed}", headers={"X-Auth-Token": admin},
+                               timeout=10).status_code == 204
+        key = object_key(seaweedfs, bucket, flagged)
+        wrong = bytearray(streams.slice_of(62, MIB + 62, 0, MIB + 62))
+        wrong[5] ^= 1  # the same size: only the digests tell
+        seaweedfs.client().put_object(Bucket=bucket, Key=key, Body=bytes(wrong))
+        done = server.run_cli("verify", "--store", "s3", "--deactivate")
+        assert done.returncode == 1 and f"corrupt\t{flagged}\ts3" in done.stdout, done.stdout + done.stderr
+        assert {e["image_id"] for e in listed(server, admin)["cached_images"]}.isdisjoint(images.values())
+        for seed, image_id in images.items():
+            assert not os.path.exists(os.path.join(cache_dir(server), image_id))
+            status, _, data = fetch(server, token, image_id)  # from the local copy
+            assert status == 200 and data == streams.slice_of(seed, MIB + seed, 0, MIB + seed)
+        time.sleep(0.3)
+        assert listed(server, admin)["cached_images"] == []  # local copies are never cached
+    finally:
+        server.stop()

@@ -94,13 +94,11 @@ class ImageCache:
             return source(start, length)
 
     def _open(self, image: ImageFacts, start: int, length: int, source: Source) -> tuple[str, DataReader]:
-        fd = self._open_copy(image)
+        fd = self._open_copy(image, hit=bool(length))
         if fd is not None:
-            copy = CachedRange(fd, start, length, image.id)
             if length:
                 metrics.count_cache_lookup(hit=True)
-                self.index.touch(image.id)
-            return PLACE, copy
+            return PLACE, CachedRange(fd, start, length, image.id)
         if not length or not image.size or image.size > self.max_bytes:
             if length:
                 metrics.count_cache_lookup(hit=False)
@@ -119,24 +117,34 @@ class ImageCache:
                 if joined is not None:
                     return PLACE, joined
             elif outcome == CACHED:
-                fd = self._open_copy(image)
+                fd = self._open_copy(image, hit=False)
                 if fd is not None:
                     return PLACE, CachedRange(fd, start, length, image.id)
             else:  # no room now, or a full disk: the store serves it
                 break
         return source(start, length)
 
-    def _open_copy(self, image: ImageFacts) -> int | None:
+    def _open_copy(self, image: ImageFacts, hit: bool) -> int | None:
+        """The open copy of the image, if there is one and it holds the data the record says
+        now (its size, and the identity its fill verified); a hit is counted when ``hit``. A
+        copy of other data is dropped."""
         try:
             fd = os.open(self.layout.final(image.id), os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             return None
-        if os.fstat(fd).st_size != image.size:
-            os.close(fd)
-            log.error("image %s: the cached copy has the wrong size; dropped", image.id)
-            self.drop(image.id)
-            return None
-        return fd
+        if os.fstat(fd).st_size == image.size:
+            recorded = self.index.identity_of(image.id)
+            if recorded == image.identity:
+                if hit:
+                    self.index.touch(image.id, image.identity)
+                return fd
+            if recorded is None:  # being removed
+                os.close(fd)
+                return None
+        os.close(fd)
+        log.error("image %s: the cached copy is not the image's data (size or digests differ); dropped", image.id)
+        self.drop(image.id)
+        return None
 
     def _start(self, fill: Fill) -> Fill:
         with self._guard:
@@ -167,6 +175,9 @@ class ImageCache:
                     return None
                 time.sleep(0.005)
                 continue
+            if self.index.identity_of(image.id) != image.identity:  # a fill of other data
+                os.close(fd)
+                return None
             return self._follow(image, self.fills.get(image.id), start, length, source, fd)
         return None
 

@@ -36,6 +36,12 @@ class ImageFacts:
     os_hash_algo: str | None = None
     os_hash_value: str | None = None
 
+    @property
+    def identity(self) -> str:
+        """The data these facts describe, as one string: a copy made for one identity never
+        serves another (an image whose record changed, an id used again)."""
+        return f"{self.size}:{self.checksum or ''}:{self.os_hash_algo or ''}:{self.os_hash_value or ''}"
+
     @classmethod
     def of(cls, image) -> "ImageFacts":
         """The facts of an image record (a model row or anything with the same attributes)."""
@@ -160,7 +166,8 @@ def begin_fill(layout: Layout, index: CacheIndex, limit: int, image: ImageFacts,
         if os.path.exists(layout.final(image.id)):
             unlock(lock_fd)
             return CACHED
-        evicted = index.reserve(image.id, image.size, limit, lambda other: is_locked(layout.lock(other)))
+        evicted = index.reserve(image.id, image.size, image.identity, limit,
+                                lambda other: is_locked(layout.lock(other)))
         if evicted is None:
             unlock(lock_fd)
             return NO_ROOM

@@ -1,7 +1,9 @@
 """The cache's index: one SQLite file beside the copies, shared by every process of the host.
 
 It holds a row per cached image (``cached``) and per fill in progress (``filling``, whose
-size is reserved before its first byte is fetched), and the prefetch queue. Space is
+size is reserved before its first byte is fetched), each with the identity of the data it
+holds (the image's size and digests when the fill began: a copy serves only the image whose
+record still says so), and the prefetch queue. Space is
 taken in one write transaction that also evicts the least recently used copies, so the
 sum of the rows never passes the limit, whatever the processes do at the same moment.
 """
@@ -21,11 +23,15 @@ SCHEMA = (
         state TEXT NOT NULL,
         hits INTEGER NOT NULL DEFAULT 0,
         last_accessed REAL NOT NULL,
-        last_modified REAL NOT NULL)""",
+        last_modified REAL NOT NULL,
+        identity TEXT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS entries_lru ON entries (state, last_accessed)",
     "CREATE TABLE IF NOT EXISTS queue (image_id TEXT PRIMARY KEY, queued_at REAL NOT NULL)",
 )
 BUSY_TIMEOUT_MS = 30000
+# The index's layout (PRAGMA user_version): an index of another layout is dropped at start (its
+# copies are then unknown, and removed by ``ImageCache.recover``): a cache is only a cache.
+INDEX_VERSION = 2
 
 
 class Entry(NamedTuple):
@@ -37,6 +43,7 @@ class Entry(NamedTuple):
     hits: int
     last_accessed: float
     last_modified: float
+    identity: str  # ImageFacts.identity of the data the copy holds
 
 
 class Usage(NamedTuple):
@@ -72,11 +79,17 @@ class CacheIndex:
         return db
 
     def prepare(self) -> None:
-        """Create the tables (write-ahead log: readers never wait for a writer)."""
+        """Create the tables (write-ahead log: readers never wait for a writer), replacing an
+        index of another layout."""
         db = self._db()
         db.execute("PRAGMA journal_mode = WAL")
-        for statement in SCHEMA:
-            db.execute(statement)
+        with self._write() as db:
+            if db.execute("PRAGMA user_version").fetchone()[0] != INDEX_VERSION:
+                db.execute("DROP TABLE IF EXISTS entries")
+                db.execute("DROP TABLE IF EXISTS queue")
+            for statement in SCHEMA:
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version = {INDEX_VERSION}")
 
     @contextlib.contextmanager
     def _write(self):
@@ -89,13 +102,18 @@ class CacheIndex:
             raise
         db.execute("COMMIT")
 
-    def touch(self, image_id: str) -> bool:
-        """Count a download served from the copy; False when no cached row names it."""
+    def identity_of(self, image_id: str) -> str | None:
+        """The identity recorded for an image's copy or fill, or None when it has no row."""
+        row = self._db().execute("SELECT identity FROM entries WHERE image_id = ?", (image_id,)).fetchone()
+        return row[0] if row else None
+
+    def touch(self, image_id: str, identity: str) -> bool:
+        """Count a download served from the copy; False when no cached row of this identity names it."""
         with self._write() as db:
             return db.execute("UPDATE entries SET hits = hits + 1, last_accessed = ? WHERE image_id = ? AND "
-                              "state = 'cached'", (time.time(), image_id)).rowcount == 1
+                              "state = 'cached' AND identity = ?", (time.time(), image_id, identity)).rowcount == 1
 
-    def reserve(self, image_id: str, size: int, limit: int,
+    def reserve(self, image_id: str, size: int, identity: str, limit: int,
                 fill_alive: Callable[[str], bool]) -> list[Entry] | None:
         """Take ``size`` bytes for a fill of ``image_id``, evicting the least recently used
         copies as needed; the evicted rows (whose files the caller removes), or None when the
@@ -118,7 +136,7 @@ class CacheIndex:
                     return None  # (the rows of dead fills stay dropped)
                 db.executemany("DELETE FROM entries WHERE image_id = ?", [(e.image_id,) for e in evicted])
             now = time.time()
-            db.execute("INSERT INTO entries VALUES (?, ?, 'filling', 0, ?, ?)", (image_id, size, now, now))
+            db.execute("INSERT INTO entries VALUES (?, ?, 'filling', 0, ?, ?, ?)", (image_id, size, now, now, identity))
             return evicted
 
     def shrink(self, limit: int) -> list[Entry]:

@@ -1,9 +1,11 @@
 """Keeping the cache true to the database, and re-hashing it (``imagedata verify --cache``).
 
-Downloads never reach the cache for a deleted or deactivated image (the database decides
-first); ``forget_gone`` also removes such images' copies and queue entries, every
+Downloads never reach the cache for a deleted or deactivated image, nor for one without an
+active copy in a remote store (the database decides first), and a copy serves only the data
+its fill verified; ``forget_gone`` also removes such images' copies and queue entries, every
 ``SWEEP_SECONDS`` in each worker and before the cache is listed, and restarts the fetches
-of queued images that are not cached yet.
+of queued images that are not cached yet. Nothing here writes the image records or their
+copies (lifecycle.py and locations.py own them): the cache only follows them.
 """
 from __future__ import annotations
 
@@ -34,16 +36,29 @@ def _live_images(image_ids: Iterable[str]) -> dict[str, Image]:
     return found
 
 
+def _in_remote_store(svc: Services, image_ids: Iterable[str]) -> set[str]:
+    """The images with an active copy in a store that is not a local folder."""
+    found = locations.copies_by_image(image_ids)
+    return {image_id for image_id, copies in found.items()
+            if any(copy.status == "active" and getattr(svc.stores.get(copy.store), "kind", "file") != "file"
+                   for copy in copies)}
+
+
 def forget_gone(svc: Services) -> list[str]:
-    """Drop the copies, fills and queue entries of images that are deleted or not active;
-    the ids dropped."""
+    """Drop the copies, fills and queue entries of images that are deleted or not active, that
+    have no active copy in a remote store any more (removed, or taken out of service by
+    verify), or whose record no longer describes the cached data; the ids dropped."""
     cache = svc.cache
-    ids = {entry.image_id for entry in cache.index.entries(None)} | set(cache.index.queued())
-    live = _live_images(ids)
-    gone = sorted(i for i in ids if i not in live or live[i].status != "active")
+    recorded = {entry.image_id: entry.identity for entry in cache.index.entries(None)}
+    ids = set(recorded) | set(cache.index.queued())
+    live = {i: image for i, image in _live_images(ids).items() if image.status == "active"}
+    remote = _in_remote_store(svc, live)
+    gone = sorted(i for i in ids if i not in remote
+                  or recorded.get(i, ImageFacts.of(live[i]).identity) != ImageFacts.of(live[i]).identity)
     for image_id in gone:
         cache.drop(image_id)
-        log.info("image %s left this host's cache: it is deleted or not active", image_id)
+        log.info("image %s left this host's cache: it is deleted or not active, no longer in a remote store, "
+                 "or its record changed", image_id)
     return gone
 
 
