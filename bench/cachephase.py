@@ -11,6 +11,7 @@ from pathlib import Path
 
 import phases
 import rawhttp
+import seaweed
 import servers
 
 CACHE_ROOM = 4  # the cache holds this many images of the source's size
@@ -20,7 +21,7 @@ def start_server(group, opts, bin_dir, workdir, service_env, weed, size):
     """Start the second server of ours: one store (S3), a cache in the work folder."""
     env = dict(service_env)
     env.pop("IMAGEDATA_ACCEL_REDIRECT", None)  # its downloads are measured from gunicorn
-    env.update({"IMAGEDATA_STORES": f"s3={weed.store_url()}",
+    env.update({"IMAGEDATA_STORES": f"s3={weed.store_url(seaweed.BUCKET, seaweed.PREFIX)}",
                 "IMAGEDATA_CACHE_DIR": str(Path(workdir) / "imagedata-cache" / "cache"),
                 "IMAGEDATA_CACHE_MAX_BYTES": str(max(CACHE_ROOM * size, 64 << 20))})
     server = servers.ImagedataServer(group, opts.repo, bin_dir, workdir, opts.workers, env, name="imagedata-cache")
