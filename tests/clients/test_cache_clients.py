@@ -13,7 +13,6 @@ import requests
 
 from tests.clients.helpers import assert_clean_error, run_client, table_rows
 from tests.e2e.cachekit import MIB, cache_server, listed, upload
-from tests.e2e.proxy import Forwarder
 
 pytestmark = pytest.mark.e2e
 
@@ -21,11 +20,9 @@ BIN = os.path.dirname(sys.executable)
 
 
 @pytest.fixture(scope="module")
-def relay(seaweedfs):
+def relay(s3_forwarder):
     """In front of SeaweedFS; ``refusing`` makes the store unreachable (a prefetch then stays queued)."""
-    forwarder = Forwarder(seaweedfs.s3_port)
-    yield forwarder
-    forwarder.stop()
+    return s3_forwarder
 
 
 @pytest.fixture(scope="module")

@@ -29,11 +29,9 @@ def bucket(seaweedfs):
 
 
 @pytest.fixture(scope="module")
-def counter(seaweedfs):
+def counter(s3_forwarder):
     """A forwarder in front of SeaweedFS: ``server_bytes`` is every byte the store sent."""
-    forwarder = Forwarder(seaweedfs.s3_port)
-    yield forwarder
-    forwarder.stop()
+    return s3_forwarder
 
 
 @pytest.fixture(scope="module")
