@@ -41,7 +41,9 @@ def test_a_restart_keeps_the_cache_and_discards_unfinished_fills(tmp_path, seawe
         before = counter.server_bytes
         status, _, data = fetch(server, token, image_id)
         assert status == 200 and data == streams.slice_of(51, 4 * MIB, 0, 4 * MIB)
-        assert counter.server_bytes == before  # served from the copy made before the restart
+        # Served from the copy made before the restart: not one piece of the 4 MiB object (a
+        # worker still starting checks the bucket, a few hundred bytes).
+        assert counter.server_bytes - before < 64 * 1024
     finally:
         server.stop()
         counter.stop()
