@@ -229,3 +229,27 @@ def test_a_copy_taken_out_of_service_leaves_the_cache(tmp_path, seaweedfs, bucke
         assert listed(server, admin)["cached_images"] == []  # local copies are never cached
     finally:
         server.stop()
+
+
+def test_a_swapped_object_is_never_cached_and_the_fill_leaves_the_records_alone(srv, token, admin, seaweedfs,
+                                                                                  bucket):
+    size = 2 * MIB + 7
+    image_id = upload(srv, token, size, seed=71)
+    wrong = bytearray(streams.slice_of(71, size, 0, size))
+    wrong[size // 2] ^= 1  # the same size: only the digests tell
+    seaweedfs.client().put_object(Bucket=bucket, Key=object_key(seaweedfs, bucket, image_id), Body=bytes(wrong))
+    corrupt = 'imagedata_cache_fills_total{outcome="corrupt"}'
+    before = metric(srv, admin, corrupt)
+    got = bytearray()
+    with pytest.raises(requests.exceptions.RequestException):  # cut short, never completed with bad bytes
+        with requests.get(f"{srv.url}/v2/images/{image_id}/file", headers={"X-Auth-Token": token}, stream=True,
+                          timeout=30) as response:
+            assert response.status_code == 200
+            for piece in response.iter_content(1 << 16):
+                got += piece
+    assert len(got) < size
+    assert metric(srv, admin, corrupt) == before + 1
+    assert image_id not in {e["image_id"] for e in listed(srv, admin)["cached_images"]}
+    assert not os.path.exists(os.path.join(cache_dir(srv), image_id))
+    record = requests.get(f"{srv.url}/v2/images/{image_id}", headers={"X-Auth-Token": admin}, timeout=10).json()
+    assert (record["status"], record["stores"]) == ("active", "s3")  # taking it out of service is verify's job
