@@ -252,3 +252,51 @@ def test_a_copy_serves_only_the_data_its_fill_verified(cache):
     wait_cached(cache, image.id)
     assert read_all(cache.open(changed, 0, len(other), new_store.source)) == other
     assert cache.index.identity_of(image.id) == changed.identity and [e.hits for e in cache.entries()] == [1]
+
+
+def test_an_index_of_another_layout_is_replaced_and_its_copies_removed(tmp_path):
+    import sqlite3
+
+    root = tmp_path / "cache"
+    root.mkdir()
+    orphan = str(uuid.uuid4())
+    (root / orphan).write_bytes(b"made by an older layout")
+    with sqlite3.connect(root / ".index.sqlite") as db:
+        db.execute("CREATE TABLE entries (image_id TEXT PRIMARY KEY, size INTEGER NOT NULL, state TEXT NOT NULL, "
+                   "hits INTEGER NOT NULL DEFAULT 0, last_accessed REAL NOT NULL, last_modified REAL NOT NULL)")
+        db.execute("INSERT INTO entries VALUES (?, 23, 'cached', 0, 0, 0)", (orphan,))
+    cache = ImageCache(str(root), 8 * MIB)
+    cache.prepare()
+    assert cache.recover() == 1 and cache.layout.cached_ids() == [] and cache.entries() == []
+    data = os.urandom(1000)
+    image = facts(data)
+    read_all(cache.open(image, 0, len(data), Store(data).source))
+    wait_cached(cache, image.id)
+    assert [e.identity for e in cache.entries()] == [image.identity]
+
+
+@pytest.mark.parametrize("corrupt", [True, False])
+def test_a_fill_that_ends_before_its_download_reads_still_gives_its_verdict(cache, monkeypatch, corrupt):
+    """The download follows the fill's file even when the fill ended (renamed, or failed and
+    removed) before the download opened it: bad bytes are cut, good ones come from the cache."""
+    started = fill_module.Fill.start
+
+    def start_and_finish(fill):
+        started(fill)
+        fill.done.wait()
+        return fill
+
+    monkeypatch.setattr(fill_module.Fill, "start", start_and_finish)
+    data = os.urandom(MIB)
+    served = bytearray(data)
+    served[-1] ^= corrupt
+    image, store = facts(data), Store(bytes(served))
+    place, reader = cache.open(image, 0, len(data), store.source)
+    assert place == "_cache"
+    if corrupt:
+        with pytest.raises(ImageDataUnavailable):
+            b"".join(reader)
+    else:
+        assert b"".join(reader) == data
+    reader.close()
+    assert store.reads == [(0, len(data))] and cache.is_cached(image.id) is not corrupt

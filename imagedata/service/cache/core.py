@@ -111,7 +111,14 @@ class ImageCache:
         for _ in range(3):
             outcome = begin_fill(self.layout, self.index, self.max_bytes, image, lambda: source(0, image.size)[1])
             if isinstance(outcome, Fill):
-                return PLACE, self._follow(image, self._start(outcome), start, length, source)
+                # Open the partial file before its fill runs: a fill that ends at once (renamed,
+                # or failed and removed) must still be followed to its verdict.
+                try:
+                    fd = os.open(self.layout.partial(image.id), os.O_RDONLY | os.O_CLOEXEC)
+                except OSError:
+                    self._start(outcome)  # it still fills the cache; this download reads the store
+                    raise
+                return PLACE, self._follow(image, self._start(outcome), start, length, source, fd)
             if outcome == BUSY:
                 joined = self._join(image, start, length, source)
                 if joined is not None:
@@ -158,9 +165,7 @@ class ImageCache:
                 del self.fills[fill.image.id]
 
     def _follow(self, image: ImageFacts, fill: Fill | None, start: int, length: int, source: Source,
-                fd: int | None = None) -> FillFollower:
-        if fd is None:
-            fd = os.open(self.layout.partial(image.id), os.O_RDONLY | os.O_CLOEXEC)
+                fd: int) -> FillFollower:
         return FillFollower(self.layout, image.id, image.size, fd, start, length,
                             lambda offset, count: source(offset, count)[1], fill.wait if fill else None)
 
