@@ -38,10 +38,13 @@ def _live_images(image_ids: Iterable[str]) -> dict[str, Image]:
 
 def _in_remote_store(svc: Services, image_ids: Iterable[str]) -> set[str]:
     """The images with an active copy in a store that is not a local folder."""
-    found = locations.copies_by_image(image_ids)
-    return {image_id for image_id, copies in found.items()
+    ids, found = sorted(image_ids), set()
+    for first in range(0, len(ids), CHUNK):
+        for image_id, copies in locations.copies_by_image(ids[first:first + CHUNK]).items():
             if any(copy.status == "active" and getattr(svc.stores.get(copy.store), "kind", "file") != "file"
-                   for copy in copies)}
+                   for copy in copies):
+                found.add(image_id)
+    return found
 
 
 def forget_gone(svc: Services) -> list[str]:
