@@ -39,6 +39,8 @@ METRICS = {
     "s3_download_full": ("S3 store: download, whole image", "MiB/s"),
     "s3big_upload_cl": ("S3 store: upload, Content-Length, {big}", "MiB/s"),
     "s3big_download": ("S3 store: download, whole image, {big}", "MiB/s"),
+    "cache_first": ("S3 store + cache: first download (fills the cache)", "MiB/s"),
+    "cache_hit": ("S3 store + cache: second download (from the cache)", "MiB/s"),
 }
 
 # (name, metric, numerator target, denominator (metric, target), goal op, goal value)
@@ -63,6 +65,8 @@ RATIOS = [
     ("loaded/idle", "get_image_loaded_rps", "ours", ("get_image_idle_rps", "ours"), ">=", 0.8),
     ("ours/S3", "s3_upload_cl", "ours", ("s3_upload_cl", "seaweedfs"), ">=", 0.8),
     ("ours/S3", "s3_download_full", "ours", ("s3_download_full", "seaweedfs"), ">=", 0.8),
+    ("ours/S3", "cache_first", "ours", ("cache_first", "seaweedfs"), None, None),
+    ("ours/nginx", "cache_hit", "ours", ("cache_hit", "nginx"), ">=", 0.95),
     ("S3/file", "s3_upload_cl", "ours", ("upload_cl", "ours"), None, None),
     ("S3/file", "s3_download_full", "ours", ("download_full", "ours"), None, None),
 ]

@@ -39,6 +39,7 @@ from pathlib import Path
 # the tests; it keeps to the standard library, as the benchmark does.
 sys.path.append(str(Path(__file__).resolve().parent.parent))
 
+import cachephase  # noqa: E402
 import loadtest  # noqa: E402
 import phases  # noqa: E402
 import report  # noqa: E402
@@ -55,7 +56,7 @@ from testkit.ports import LOOPBACK  # noqa: E402
 PHASES = {"hash": phases.measure_hash, "uploads": phases.measure_uploads,
           "downloads": phases.measure_downloads, "ranges": phases.measure_ranges,
           "concurrency": phases.measure_concurrency, "s3": phases.measure_s3,
-          "get-image": loadtest.measure_metadata}
+          "cache": cachephase.measure_cache, "get-image": loadtest.measure_metadata}
 
 
 class Bench:
@@ -66,6 +67,7 @@ class Bench:
         self.source = source
         self.sampler = sampler
         self.ours = ours
+        self.nginx = nginx
         self.results = phases.Results()
         self.sink = BufferSink(source.size)
         self.timeout = max(120.0, source.size / (20 << 20))
@@ -75,6 +77,7 @@ class Bench:
         self.ours_s3 = None  # ours with uploads into the S3 store (--s3)
         self.s3_peer = None  # SeaweedFS's own S3 PUT/GET
         self.s3_peer_key = None  # the peer's copy of the source, for its GETs
+        self.ours_cache = None  # a second server of ours: the S3 store behind an image cache
 
     def rss_phase(self, name, target, size=None):
         """Sample worker RSS while ours transfers (a no-op for the other targets)."""
@@ -174,11 +177,17 @@ def start_everything(opts, group, workdir):
         bench.results.note(f"Glance skipped: {skipped}")
     if weed_skipped:
         bench.results.note(f"S3 store skipped: {weed_skipped}")
+    cache_server = None
     if weed:
         bench.ours_s3 = ImageApiTarget("ours", ours_addr, ours_server.token, source, store="s3",
                                        hash_algo=ours.hash_algo)
         bench.s3_peer = S3PeerTarget(weed, source)
-    return bench, {"ours": ours_server, "nginx": nginx, "glance": glance_server, "seaweedfs": weed}
+        if "cache" in opts.phases:
+            cache_server = cachephase.start_server(group, opts, bin_dir, workdir, service_env, weed, source.size)
+            bench.ours_cache = ImageApiTarget("ours", cache_server.addr, cache_server.token, source,
+                                              hash_algo=ours.hash_algo)
+    return bench, {"ours": ours_server, "nginx": nginx, "glance": glance_server, "seaweedfs": weed,
+                   "ours_cache": cache_server}
 
 
 def prepare_downloads(bench):

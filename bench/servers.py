@@ -150,11 +150,11 @@ class NginxServer(Nginx):
 class ImagedataServer:
     """Our service under gunicorn with the repository's production gunicorn.conf.py."""
 
-    def __init__(self, group, repo, bin_dir, workdir, workers=None, extra_env=None):
+    def __init__(self, group, repo, bin_dir, workdir, workers=None, extra_env=None, name="imagedata"):
         self.group = group
         self.repo = Path(repo)
         self.bin_dir = Path(bin_dir)
-        self.workdir = Path(workdir) / "imagedata"
+        self.workdir = Path(workdir) / name
         self.store_parent = self.workdir / "stores"
         self.port = free_port()
         self.addr = (LOOPBACK, self.port)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import uuid
 from urllib.parse import urlsplit
 
@@ -10,8 +11,8 @@ from flask import Flask, g, request
 from werkzeug.http import HTTP_STATUS_CODES
 
 from imagedata import logs, metrics
-from imagedata.api import (console, data, health, images, imports, info, links, members, metadefs, openapi,
-                           schema_docs, tasks, versions)
+from imagedata.api import (cache, console, data, health, images, imports, info, links, members, metadefs,
+                           openapi, schema_docs, tasks, versions)
 from imagedata.api.cors import wrap_cors
 from imagedata.api.connection import CloseAfterRefusedBody
 from imagedata.api.errors import register_error_handlers
@@ -26,6 +27,7 @@ from imagedata.server.noauth_guard import check_bind_setting, is_local_peer
 from imagedata.server.observe import register_observer
 from imagedata.policy import Policy, parse_overrides
 from imagedata.service import Services, lifecycle
+from imagedata.service.cache import ImageCache
 from imagedata.service.imports.convert import clear_work_area
 from imagedata.stores import build_registry, prepare_stores
 
@@ -56,16 +58,18 @@ def create_app(env: dict | None = None, *, prepare: bool = True, **overrides) ->
     if prepare:
         prepare_stores(stores)
     app.extensions["imagedata"] = Services(settings, Policy(parse_overrides(settings.policy),
-                                                            settings.data_admin_only), stores)
+                                                            settings.data_admin_only), stores, build_cache(settings))
     register_request_hooks(app)
     register_input_checks(app)
     for blueprint in (versions.bp, health.bp, openapi.bp, images.bp, data.bp, links.bp, members.bp, info.bp,
-                      schema_docs.bp, tasks.bp, imports.bp, console.bp, console.api_bp, *metadefs.BLUEPRINTS):
+                      schema_docs.bp, tasks.bp, imports.bp, console.bp, console.api_bp, cache.bp,
+                      *metadefs.BLUEPRINTS):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     register_commands(app)
-    app.wsgi_app = wrap_cors(versions.VersionPrefixMiddleware(CloseAfterRefusedBody(wrap_wsgi(app.wsgi_app, settings))),
-                             settings.cors_allowed_origins)
+    prefixes = versions.CACHE_PREFIXES if settings.cache_dir else versions.ACCEPTED_PREFIXES
+    app.wsgi_app = wrap_cors(versions.VersionPrefixMiddleware(CloseAfterRefusedBody(wrap_wsgi(app.wsgi_app, settings)),
+                                                              prefixes), settings.cors_allowed_origins)
     register_observer(app)
     if settings.auth == "noauth":
         app.before_request(refuse_remote_peer)
@@ -80,7 +84,7 @@ def start_service(app: Flask) -> None:
     An empty database gets the schema; a database on another schema version makes the
     server refuse to start (SchemaError: upgrades are ``imagedata db-sync``'s job). Then
     uploads whose process died are returned to ``queued``, and what conversions of dead
-    processes left in the work area is removed.
+    processes left in the work area and what unfinished cache fills left are removed.
     """
     services = app.extensions["imagedata"]
     try:
@@ -92,8 +96,24 @@ def start_service(app: Flask) -> None:
             check_schema()
             metrics.count_recoveries(len(lifecycle.recover(services)))
         clear_work_area(services.settings.data_dir)  # conversions of processes that died (none runs yet)
+        if services.cache is not None:
+            services.cache.recover()
     finally:
         close_pool()  # no connection may be shared with the workers forked after this
+
+
+def build_cache(settings: Settings) -> ImageCache | None:
+    """This host's image cache when IMAGEDATA_CACHE_DIR and IMAGEDATA_CACHE_MAX_BYTES are set
+    (its folder and index created if missing)."""
+    if not settings.cache_dir:
+        return None
+    image_cache = ImageCache(settings.cache_dir, settings.cache_max_bytes)
+    try:
+        image_cache.prepare()
+    except (OSError, sqlite3.Error) as exc:
+        raise ConfigError(f"IMAGEDATA_CACHE_DIR {settings.cache_dir!r} cannot be used: "
+                          f"{getattr(exc, 'strerror', None) or exc}") from None
+    return image_cache
 
 
 def configure_logging(env: dict | None, settings: Settings) -> None:

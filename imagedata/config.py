@@ -102,6 +102,9 @@ class Settings:
     import_methods: tuple = IMPORT_METHODS
     staging_store: StoreConfig | None = None
     import_convert_to: str = ""
+    # This host's image cache (off unless both are set): its folder and its size limit.
+    cache_dir: str = ""
+    cache_max_bytes: int = 0
 
     def store(self, store_id: str) -> StoreConfig | None:
         """The configured store with this exact id, if any."""
@@ -302,6 +305,19 @@ def parse_origins(value: str) -> tuple[str, ...]:
     return tuple(origins)
 
 
+SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
+SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(name: str, value: str) -> int:
+    """A number of bytes, with an optional binary unit: ``1073741824``, ``500M``, ``20G``."""
+    match = SIZE_RE.match(value or "")
+    if not match:
+        raise ConfigError(f"{name} must be a number of bytes, optionally with K, M, G or T (e.g. 20G), "
+                          f"not {value!r}")
+    return int(match.group(1)) * SIZE_UNITS[match.group(2).lower()]
+
+
 def _boot_id() -> str:
     try:
         with open("/proc/sys/kernel/random/boot_id") as f:
@@ -322,6 +338,8 @@ def load_settings(env: dict | None = None, **overrides) -> Settings:
     database_url = env.get("IMAGEDATA_DATABASE_URL") or f"sqlite:///{data_dir}/imagedata.db"
     stores = parse_stores(env.get("IMAGEDATA_STORES") or f"local=file://{data_dir}/images", env)
     default_store = env.get("IMAGEDATA_DEFAULT_STORE") or stores[0].store_id
+    cache_dir = (env.get("IMAGEDATA_CACHE_DIR") or "").strip()
+    cache_max = (env.get("IMAGEDATA_CACHE_MAX_BYTES") or "").strip()
     values = dict(
         data_dir=data_dir,
         database_url=database_url,
@@ -357,6 +375,8 @@ def load_settings(env: dict | None = None, **overrides) -> Settings:
         link_max_seconds=_int(env, "IMAGEDATA_LINK_MAX_SECONDS", 86400, minimum=1),
         import_methods=parse_import_methods(env.get("IMAGEDATA_IMPORT_METHODS")),
         import_convert_to=(env.get("IMAGEDATA_IMPORT_CONVERT_TO") or "").strip().lower(),
+        cache_dir=os.path.abspath(cache_dir) if cache_dir else "",
+        cache_max_bytes=parse_size("IMAGEDATA_CACHE_MAX_BYTES", cache_max) if cache_max else 0,
     )
     # (an unknown default store is refused by validate() below)
     default_cfg = next((cfg for cfg in stores if cfg.store_id == default_store), stores[0])
@@ -385,7 +405,27 @@ def validate(settings: Settings) -> None:
     if settings.link_secret and len(settings.link_secret) < 32:
         raise ConfigError("IMAGEDATA_LINK_SECRET must be at least 32 characters (e.g. the output of "
                           "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
+    _validate_cache(settings)
     if settings.log_format not in LOG_FORMATS:
         raise ConfigError(f"IMAGEDATA_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}")
     if settings.import_convert_to and settings.import_convert_to not in CONVERT_FORMATS:
         raise ConfigError(f"IMAGEDATA_IMPORT_CONVERT_TO must be empty or one of {', '.join(CONVERT_FORMATS)}")
+
+
+def _validate_cache(settings: Settings) -> None:
+    """The cache needs both settings, a positive limit and a folder of its own."""
+    if bool(settings.cache_dir) != bool(settings.cache_max_bytes):
+        missing = "IMAGEDATA_CACHE_MAX_BYTES" if settings.cache_dir else "IMAGEDATA_CACHE_DIR"
+        raise ConfigError(f"the image cache needs both IMAGEDATA_CACHE_DIR and IMAGEDATA_CACHE_MAX_BYTES: set "
+                          f"{missing} too (or neither, to leave the cache off)")
+    if not settings.cache_dir:
+        return
+    for store in (*settings.stores, *([settings.staging_store] if settings.staging_store else [])):
+        if store.kind == "file" and _overlaps(settings.cache_dir, store.path):
+            raise ConfigError(f"IMAGEDATA_CACHE_DIR {settings.cache_dir!r} overlaps the folder of store "
+                              f"{store.store_id!r}: give the cache a folder of its own")
+
+
+def _overlaps(first: str, second: str) -> bool:
+    first, second = os.path.normpath(first), os.path.normpath(second)
+    return first == second or first.startswith(second + os.sep) or second.startswith(first + os.sep)

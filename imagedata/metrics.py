@@ -113,6 +113,14 @@ class _Metrics:
                                  ["result"], registry=r, multiprocess_mode="mostrecent")
         self.verify_time = Gauge("imagedata_verify_last_run_timestamp_seconds", "When the last verify run ended.",
                                  registry=r, multiprocess_mode="mostrecent")
+        self.cache_lookups = Counter("imagedata_cache_lookups_total", "Downloads of cacheable images, by whether "
+                                     "this host's cache held them.", ["result"], registry=r)
+        self.cache_bytes = Counter("imagedata_cache_served_bytes_total", "Bytes sent from cached copies.",
+                                   registry=r)
+        self.cache_fills = Counter("imagedata_cache_fills_total", "Cache fills that ended, by outcome.",
+                                   ["outcome"], registry=r)
+        self.cache_evictions = Counter("imagedata_cache_evictions_total",
+                                       "Cached copies evicted to make room for others.", registry=r)
 
 
 def get() -> _Metrics:
@@ -204,6 +212,44 @@ def record_verify(counts: dict, read_bytes: int) -> None:
     m.verify_time.set(time.time())
 
 
+def count_cache_lookup(hit: bool) -> None:
+    """A download of a cacheable image: served from the cache (hit) or not (miss)."""
+    get().cache_lookups.labels("hit" if hit else "miss").inc()
+
+
+def count_cache_bytes(count: int) -> None:
+    """Bytes one download sent from a cached copy."""
+    if count:
+        get().cache_bytes.inc(count)
+
+
+def count_cache_fill(failure: str | None) -> None:
+    """A fill ended: cached (None), or why not (store_error, corrupt, disk_full, io_error, ...)."""
+    get().cache_fills.labels(failure or "cached").inc()
+
+
+def count_cache_eviction() -> None:
+    """A cached copy made room for another."""
+    get().cache_evictions.inc()
+
+
+class _CacheCollector:
+    """The cache's size and limit, read from its index at scrape time."""
+
+    def __init__(self, cache):
+        self.cache = cache
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
+        usage = self.cache.usage()
+        yield GaugeMetricFamily("imagedata_cache_bytes", "Bytes held by this host's image cache (copies and "
+                                "fills in progress).", value=usage.used_bytes)
+        yield GaugeMetricFamily("imagedata_cache_max_bytes", "The cache's limit (IMAGEDATA_CACHE_MAX_BYTES).",
+                                value=self.cache.max_bytes)
+        yield GaugeMetricFamily("imagedata_cache_images", "Images cached on this host.", value=usage.cached_images)
+
+
 class _StoreCollector:
     """Store health and free bytes, read at scrape time (each store caches its probe)."""
 
@@ -232,8 +278,9 @@ class _Local:
         return get().registry.collect()
 
 
-def render(stores) -> tuple[bytes, str]:
-    """The text exposition of every process's metrics plus the stores', and its content type."""
+def render(stores, cache=None) -> tuple[bytes, str]:
+    """The text exposition of every process's metrics plus the stores' (and the cache's), and
+    its content type."""
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
     from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -245,4 +292,6 @@ def render(stores) -> tuple[bytes, str]:
     else:
         registry.register(_Local())
     registry.register(_StoreCollector(stores))
+    if cache is not None:
+        registry.register(_CacheCollector(cache))
     return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -45,6 +45,12 @@ DEFAULT_RULES = {
     "manage_quota": "admin",
     "manage_tokens": "admin",
     "tasks_api_access": "admin",
+    # This host's image cache (GET/PUT/DELETE /v2/cache...), as Glance's defaults.
+    "cache_list": "admin",
+    "cache_image": "admin",
+    "cache_delete": "admin",
+    "cache_clean": "admin",
+    "cache_prune": "admin",
 }
 
 # Glance: metadata definitions are read by readers of the owning project or of any project when

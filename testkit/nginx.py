@@ -1,7 +1,7 @@
 """A private nginx on loopback, and the production site file with a run's ports and folders.
 
 ``deploy_site`` renders deploy/nginx/imagedata.conf, replacing only the upstream, the listen
-address, the store folder and the X-Accel location; each must appear exactly once, so a change
+address, the store and cache folders and the two X-Accel locations; each must appear exactly once, so a change
 to the site's shape fails loudly here. ``Nginx`` writes a main configuration around an
 ``http {}`` body of its caller's, checks it (``nginx -t``), runs nginx in the foreground in its
 own prefix and stops it by pid.
@@ -58,11 +58,14 @@ def user_line() -> str:
     return f"user {getpass.getuser()} {grp.getgrgid(pwd.getpwuid(os.getuid()).pw_gid).gr_name};"
 
 
-def deploy_site(upstreams: list[str], listen: str, stores_dir: str, accel_prefix: str = "/_accel/") -> str:
+def deploy_site(upstreams: list[str], listen: str, stores_dir: str, accel_prefix: str = "/_accel/",
+                cache_dir: str | None = None) -> str:
     """The deploy site proxying to ``upstreams`` (host:port each), listening on ``listen``, with
-    its X-Accel location at ``accel_prefix`` serving the stores under ``stores_dir``."""
+    its X-Accel location at ``accel_prefix`` serving the stores under ``stores_dir`` and the
+    image cache in ``cache_dir`` (by default a folder beside the stores that nobody fills)."""
     text = DEPLOY_SITE.read_text()
     prefix = "/" + accel_prefix.strip("/") + "/"
+    cache_dir = str(cache_dir or str(stores_dir).rstrip("/") + "-cache")
     server = re.search(r"server 127\.0\.0\.1:9292(?P<params>[^;\n]*);", text)
     if server is None:
         raise RuntimeError(f"{DEPLOY_SITE}: expected an upstream line 'server 127.0.0.1:9292 ...;'")
@@ -70,7 +73,9 @@ def deploy_site(upstreams: list[str], listen: str, stores_dir: str, accel_prefix
     for old, new in ((server.group(0), "\n    ".join(f"server {up}{params};" for up in upstreams)),
                      ("listen 80;", f"listen {listen};"),
                      ("alias /srv/imagedata/stores/;", f"alias {str(stores_dir).rstrip('/')}/;"),
-                     ("location /_accel/ {", f"location {prefix} {{")):
+                     ("alias /var/cache/imagedata/;", f"alias {cache_dir.rstrip('/')}/;"),
+                     ("location /_accel/ {", f"location {prefix} {{"),
+                     ("location /_accel/_cache/ {", f"location {prefix}_cache/ {{")):
         if text.count(old) != 1:
             raise RuntimeError(f"{DEPLOY_SITE}: expected {old!r} exactly once")
         text = text.replace(old, new)
@@ -136,11 +141,12 @@ class SiteProxy(Nginx):
 
     ready_path = "/versions"
 
-    def __init__(self, prefix, upstream_ports, stores_dir: str):
+    def __init__(self, prefix, upstream_ports, stores_dir: str, cache_dir: str | None = None):
         super().__init__(prefix)
         ports = upstream_ports if isinstance(upstream_ports, (list, tuple)) else [upstream_ports]
         self.upstreams = [f"{LOOPBACK}:{port}" for port in ports]
         self.stores_dir = str(stores_dir)
+        self.cache_dir = cache_dir
 
     def http_config(self) -> str:
-        return deploy_site(self.upstreams, f"{LOOPBACK}:{self.port}", self.stores_dir)
+        return deploy_site(self.upstreams, f"{LOOPBACK}:{self.port}", self.stores_dir, cache_dir=self.cache_dir)

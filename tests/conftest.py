@@ -302,3 +302,14 @@ def seaweedfs(tmp_path_factory):
     server = SeaweedFS(str(tmp_path_factory.mktemp("seaweedfs"))).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def s3_forwarder(seaweedfs):
+    """A forwarder in front of SeaweedFS for one test module (``tests.e2e.proxy.Forwarder``): it
+    counts the bytes the store sent (``server_bytes``), and a test can cut it (``refusing``)."""
+    from tests.e2e.proxy import Forwarder
+
+    forwarder = Forwarder(seaweedfs.s3_port)
+    yield forwarder
+    forwarder.stop()

@@ -113,7 +113,7 @@ def _body_of(plan, response):
     if prefix and plan.body.accel_name:
         plan.body.close()
         # nginx sends the file and applies the (already validated) Range itself.
-        response.headers["X-Accel-Redirect"] = f"{prefix}/{plan.store.store_id}/{plan.body.accel_name}"
+        response.headers["X-Accel-Redirect"] = f"{prefix}/{plan.place}/{plan.body.accel_name}"
         for name in ("Content-Length", "Content-Range", "Accept-Ranges"):
             response.headers.pop(name, None)
         return []

@@ -58,5 +58,5 @@ def metrics_page():
         authenticate()
         if not current_caller().is_admin:
             raise Forbidden("Metrics are for administrators.")
-    body, content_type = metrics.render(services().stores)
+    body, content_type = metrics.render(services().stores, services().cache)
     return Response(body, content_type=content_type)

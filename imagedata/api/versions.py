@@ -5,10 +5,13 @@ from flask import Blueprint, current_app, jsonify, request
 
 bp = Blueprint("versions", __name__)
 
-# Every minor version of the Image API v2 and what it added, with whether this service has it.
+# Every minor version of the Image API v2 and what it added, with whether this service has it
+# (CACHE: only on a host with an image cache, IMAGEDATA_CACHE_DIR, as Glance lists them).
 # A version is advertised when all it added is here; the highest one advertised is CURRENT.
 # This is the one list to change when an API lands (import: 2.6, 2.9, 2.11, 2.12; the image
-# cache: 2.14, 2.16; metadata definitions: 2.2); docs/api.rst (API versions and coverage) lists the gaps.
+# cache: 2.14, 2.16, 2.18; metadata definitions: 2.2); docs/api.rst (API versions and coverage)
+# lists the gaps.
+CACHE = "with the image cache"
 API_VERSIONS = (
     ("v2.0", (("images, image data, tags and schemas", True),)),
     ("v2.1", (("image members", True),)),
@@ -24,25 +27,42 @@ API_VERSIONS = (
     ("v2.11", (("import to several stores (all_stores_must_succeed)", True),)),
     ("v2.12", (("an image's import tasks (GET /v2/images/{id}/tasks)", True),)),
     ("v2.13", (("quota usage (/v2/info/usage)", True),)),
-    ("v2.14", (("the image cache API (/v2/cache)", False),)),
+    ("v2.14", (("the image cache API (/v2/cache)", CACHE),)),
     ("v2.15", (("store details (/v2/info/stores/detail)", True),)),
-    ("v2.16", (("the image cache API answering 202 to queue an image", False),)),
+    ("v2.16", (("the image cache API answering 202 to queue an image", CACHE),)),
     ("v2.17", (("the locations API (POST/GET /v2/images/{id}/locations)", False),)),
+    ("v2.18", (("cleaning and pruning the image cache (POST /v2/cache/clean, /v2/cache/prune)", CACHE),)),
 )
-ADVERTISED = tuple(version for version, parts in API_VERSIONS if all(present for _, present in parts))
-VERSIONS = tuple((version, "CURRENT" if version == ADVERTISED[-1] else "SUPPORTED") for version in reversed(ADVERTISED))
+
+
+def _advertised(cache: bool) -> tuple[str, ...]:
+    return tuple(version for version, parts in API_VERSIONS
+                 if all(present is True or (cache and present == CACHE) for _, present in parts))
+
+
+def _statuses(advertised: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    return tuple((version, "CURRENT" if version == advertised[-1] else "SUPPORTED") for version in reversed(advertised))
+
+
+ADVERTISED = _advertised(cache=False)
+VERSIONS = _statuses(ADVERTISED)
+CACHE_VERSIONS = _statuses(_advertised(cache=True))
 # URL prefixes routed to the one v2 API: Glance's (a deployment without the image cache), whatever
 # this service advertises, so that a client pinned to a prefix keeps working.
 ACCEPTED_PREFIXES = {"v2"} | {f"v2.{minor}" for minor in (*range(0, 14), 15, 17)}
+CACHE_PREFIXES = ACCEPTED_PREFIXES | {version for version, _ in CACHE_VERSIONS}
 OWN_FIRST_SEGMENTS = {"", "versions", "healthcheck", "metrics", "v2", "console"}
 
 
 def versions_document():
-    """The versions body; every href points at this service's /v2/."""
-    base = current_app.config["IMAGEDATA"].public_endpoint or request.host_url.rstrip("/")
+    """The versions body; every href points at this service's /v2/ (2.14 and up only when
+    this host has an image cache, as Glance lists them)."""
+    settings = current_app.config["IMAGEDATA"]
+    base = settings.public_endpoint or request.host_url.rstrip("/")
     href = f"{base}/v2/"
+    listed = CACHE_VERSIONS if settings.cache_dir else VERSIONS
     return {"versions": [{"id": version, "status": status, "links": [{"rel": "self", "href": href}]}
-                         for version, status in VERSIONS]}
+                         for version, status in listed]}
 
 
 @bp.get("/")
@@ -60,17 +80,18 @@ def versions():
 class VersionPrefixMiddleware:
     """Map /v2.N/... onto /v2/...; send any other unknown first segment to / (300)."""
 
-    def __init__(self, app):
+    def __init__(self, app, accepted: set | None = None):
         self.app = app
+        self.accepted = accepted or ACCEPTED_PREFIXES
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "") or "/"
         first, sep, rest = path.lstrip("/").partition("/")
-        if first in ACCEPTED_PREFIXES and first != "v2":
+        if first in self.accepted and first != "v2":
             environ["PATH_INFO"] = f"/v2{sep}{rest}"
         elif first == "versions" and rest:
             environ["PATH_INFO"] = "/versions"
-        elif first not in OWN_FIRST_SEGMENTS and first not in ACCEPTED_PREFIXES:
+        elif first not in OWN_FIRST_SEGMENTS and first not in self.accepted:
             environ["PATH_INFO"] = "/"
             if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
                 environ["REQUEST_METHOD"] = "GET"

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from imagedata import metrics
 from imagedata.cli.connect import connected
+from imagedata.service.cache.upkeep import verify_cache
 from imagedata.service.verify import RESULTS, count_results, select_copies, verify_images
 
 RATE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?(?:/s)?\s*$", re.IGNORECASE)
@@ -42,8 +43,29 @@ class Rate(click.ParamType):
         return float(match.group(1)) * UNITS[match.group(2).lower()]
 
 
-def _summary(counts: dict, sizes: dict, seconds: float, terminal: bool) -> Table:
-    table = Table(title=f"verify: {sum(counts.values())} image(s) in {seconds:.1f} s",
+def _verify_cache(services) -> None:
+    """``verify --cache``: re-hash every copy in this host's cache; exit 1 if any was corrupt."""
+    if services.cache is None:
+        raise click.UsageError("this host has no image cache (IMAGEDATA_CACHE_DIR and IMAGEDATA_CACHE_MAX_BYTES)")
+    started = time.monotonic()
+    with connected():
+        findings = verify_cache(services, on_finding=lambda f: f.result != "ok" and click.echo(_problem_line(f)))
+    counts, sizes = count_results(findings), _sizes(findings)
+    Console(highlight=False, soft_wrap=True).print(_summary(counts, sizes, time.monotonic() - started,
+                                                             sys.stdout.isatty(), "cached copies"))
+    if counts["ok"] != len(findings):
+        raise SystemExit(1)
+
+
+def _sizes(findings) -> dict:
+    sizes = dict.fromkeys(RESULTS, 0)
+    for finding in findings:
+        sizes[finding.result] += finding.size
+    return sizes
+
+
+def _summary(counts: dict, sizes: dict, seconds: float, terminal: bool, what: str = "image(s)") -> Table:
+    table = Table(title=f"verify: {sum(counts.values())} {what} in {seconds:.1f} s",
                   box=box.SIMPLE if terminal else box.ASCII, title_justify="left")
     table.add_column("result")
     table.add_column("images", justify="right")
@@ -65,10 +87,15 @@ def _problem_line(finding) -> str:
 @click.option("--deactivate", is_flag=True, help="Deactivate corrupt images, so nobody downloads them.")
 @click.option("--max-rate", type=Rate(), default=None,
               help="Read at most this many bytes per second (e.g. 50M), to run beside traffic.")
+@click.option("--cache", "in_cache", is_flag=True,
+              help="Re-hash this host's cached copies instead (corrupt ones are dropped).")
 @with_appcontext
-def verify(store_id, image_id, project, deactivate, max_rate):
+def verify(store_id, image_id, project, deactivate, max_rate, in_cache):
     """Re-read stored image data and compare md5 and os_hash_value with the record."""
     services = current_app.extensions["imagedata"]
+    if in_cache:
+        _verify_cache(services)
+        return
     if store_id is not None and services.stores.named(store_id) is None:
         raise click.UsageError(f"no store {store_id!r} (configured: {', '.join(s.store_id for s in services.stores)})")
     terminal = sys.stdout.isatty()
@@ -92,10 +119,7 @@ def verify(store_id, image_id, project, deactivate, max_rate):
             click.echo(f"verifying {len(copies)} image(s), {total} bytes")
             findings = verify_images(services, copies, deactivate, max_rate,
                                      on_finding=lambda f: f.result != "ok" and click.echo(_problem_line(f)))
-    counts = count_results(findings)
-    sizes = dict.fromkeys(RESULTS, 0)
-    for finding in findings:
-        sizes[finding.result] += finding.size
+    counts, sizes = count_results(findings), _sizes(findings)
     metrics.record_verify(counts, sum(sizes.values()))
     console.print(_summary(counts, sizes, time.monotonic() - started, terminal))
     if counts["ok"] != len(findings):

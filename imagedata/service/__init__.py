@@ -5,10 +5,14 @@ Nothing here imports Flask; functions receive a ``Services`` bundle and a ``Call
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 from imagedata.config import Settings
 from imagedata.policy import Policy
 from imagedata.stores import StoreRegistry
+
+if TYPE_CHECKING:
+    from imagedata.service.cache import ImageCache
 
 
 @dataclasses.dataclass
@@ -18,3 +22,4 @@ class Services:
     settings: Settings
     policy: Policy
     stores: StoreRegistry
+    cache: "ImageCache | None" = None  # this host's image cache (IMAGEDATA_CACHE_DIR), when on

@@ -8,6 +8,7 @@ from imagedata.errors import BadRequest, Forbidden, ImageDataError, ImageDataUna
 from imagedata.models import Image, ImageLocation
 from imagedata.policy import Caller, is_visible
 from imagedata.service import Services, locations
+from imagedata.service.cache import ImageFacts, Source
 from imagedata.service.images import find_image, member_status
 from imagedata.service.client_digest import repr_digest_header
 from imagedata.service.resume import offset_headers
@@ -39,7 +40,9 @@ class Download:
     status: int
     headers: dict
     body: DataReader | None = None
-    store: Store | None = None  # the store of the copy being read
+    # Where the body's bytes are (its ``accel_name`` is relative to it): a store id, or
+    # the host's image cache (imagedata.service.cache.PLACE).
+    place: str | None = None
 
 
 def etag_of(image: Image) -> str | None:
@@ -96,16 +99,47 @@ def _open_data(svc: Services, image: Image, copies: list[ImageLocation], prefer:
         code = 206
         headers["Content-Range"] = f"bytes {chosen.start}-{chosen.last}/{image.size}"
     headers["Content-Length"] = str(chosen.length)
-    store, body = open_copy(svc, image, copies, prefer, chosen.start, 0 if req.head else chosen.length)
+    place, body = open_data(svc, image, copies, prefer, chosen.start, 0 if req.head else chosen.length)
     if req.head:
         body.close()
         return Download(code, headers)
-    return Download(code, headers, body, store)
+    return Download(code, headers, body, place)
 
 
 def _etag_matches(header: str, etag: str) -> bool:
     candidates = [part.strip() for part in header.split(",")]
     return "*" in candidates or etag in candidates or f"W/{etag}" in candidates
+
+
+def open_data(svc: Services, image: Image, copies: list[ImageLocation], prefer: list[str], start: int,
+              length: int) -> tuple[str, DataReader]:
+    """Open a range of the image, with the place it is read from: through this host's cache
+    when the copy to read is in a store that is not a local folder and the image is active,
+    else from the copy itself."""
+    source = cache_source(svc, image, copies, prefer)
+    if source is None:
+        store, reader = open_copy(svc, image, copies, prefer, start, length)
+        return store.store_id, reader
+    if image.status != "active":  # deactivated: never served from a cache, and dropped from this one
+        if svc.cache.is_cached(image.id):
+            svc.cache.drop(image.id)
+        return source(start, length)
+    return svc.cache.open(ImageFacts.of(image), start, length, source)
+
+
+def cache_source(svc: Services, image: Image, copies: list[ImageLocation],
+                 prefer: list[str] | None = None) -> Source | None:
+    """What the cache reads an image from (the copies in read order), or None when the cache
+    is off or the copy to read is in a local folder (file stores are never cached)."""
+    ordered = locations.read_order(copies, svc.stores, prefer) if svc.cache is not None else []
+    if not ordered or ordered[0][0].kind == "file":
+        return None
+
+    def source(offset: int, count: int) -> tuple[str, DataReader]:
+        store, reader = open_copy(svc, image, copies, prefer or [], offset, count)
+        return store.store_id, reader
+
+    return source
 
 
 def open_copy(svc: Services, image: Image, copies: list[ImageLocation], prefer: list[str], start: int,

@@ -94,11 +94,27 @@ def _build_detail(svc: Services) -> dict:
                        "writable": health.problem is None, "problem": health.problem,
                        "free_bytes": health.free_bytes})
     healthy = database.ok and all(entry["writable"] for entry in stores)
-    return {"status": "ok" if healthy else "degraded",
-            "checked_at": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "cached_for_seconds": DETAIL_TTL,
-            "database": {"reachable": database.ok, "problem": database.problem, "latency_ms": database.latency_ms},
-            "stores": stores}
+    report = {"status": "ok" if healthy else "degraded",
+              "checked_at": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+              "cached_for_seconds": DETAIL_TTL,
+              "database": {"reachable": database.ok, "problem": database.problem, "latency_ms": database.latency_ms},
+              "stores": stores}
+    if svc.cache is not None:
+        report["cache"] = _cache_detail(svc.cache)
+    return report
+
+
+def _cache_detail(cache) -> dict:
+    """This host's image cache: its limit, what it holds, and a problem if its index cannot
+    be read (downloads then go to the store: the cache never makes the service degraded)."""
+    detail = {"dir": cache.layout.root, "max_bytes": cache.max_bytes, "free_disk_bytes": cache.free_disk_bytes()}
+    try:
+        usage = cache.usage()
+    except Exception as exc:
+        return {**detail, "problem": f"index unreadable ({type(exc).__name__})"}
+    return {**detail, "used_bytes": usage.used_bytes, "cached_bytes": usage.cached_bytes,
+            "cached_images": usage.cached_images, "fills": usage.fills, "queued_images": usage.queued,
+            "problem": None}
 
 
 def detailed_health(svc: Services) -> dict:

@@ -17,16 +17,18 @@ class Forwarder:
     """
 
     def __init__(self, target_port: int, reset_every: int | None = None, downstream: bool = False,
-                 rate: float | None = None):
+                 rate: float | None = None, rate_down: float | None = None):
         self.target_port = target_port
         self.reset_every = reset_every
         self.downstream = downstream
         self.rate = rate  # bytes per second from each client, at most (None: as fast as it goes)
+        self.rate_down = rate_down  # bytes per second from the target to each client, at most
         self.refusing = False  # True: new connections are reset at once (the link is down)
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.sockets: list[socket.socket] = []
         self.client_bytes = 0  # every byte the clients sent, over all connections
+        self.server_bytes = 0  # every byte the target sent back, over all connections
         self.resets = 0
         self.lock = threading.Lock()
         self.running = True
@@ -91,15 +93,18 @@ class Forwarder:
         self._reset(client, upstream)
 
     def _send(self, dst: socket.socket, data: bytes, from_client: bool) -> bool:
-        if from_client and self.rate:
-            time.sleep(len(data) / self.rate)
+        rate = self.rate if from_client else self.rate_down
+        if rate:
+            time.sleep(len(data) / rate)
         try:
             dst.sendall(data)
         except OSError:
             return False
-        if from_client:
-            with self.lock:
+        with self.lock:
+            if from_client:
                 self.client_bytes += len(data)
+            else:
+                self.server_bytes += len(data)
         return True
 
     @staticmethod

@@ -35,12 +35,13 @@ class Server:
         self.log_path = os.path.join(self.root, "gunicorn.log")
         self.proc = None
         self.preexec_fn = None  # e.g. to set resource limits on the server process
+        self.wrapper: list[str] = []  # a command that runs gunicorn (e.g. in its own mount namespace)
 
     def start(self, timeout: float = 30.0) -> "Server":
         """Start gunicorn and wait until /versions answers."""
         os.makedirs(self.root, exist_ok=True)
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([os.path.join(BIN, "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
+        self.proc = subprocess.Popen([*self.wrapper, os.path.join(BIN, "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
                                      cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                      preexec_fn=self.preexec_fn)
         log.close()

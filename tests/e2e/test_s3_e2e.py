@@ -12,7 +12,6 @@ import pytest
 import requests
 
 from tests.e2e import streams
-from tests.e2e.proxy import Forwarder
 from tests.faults.helpers import (RawUpload, create, delete_during_upload, kept_offset, put, scrub, show,
                                   upload_in_progress, wait_status)
 
@@ -27,11 +26,9 @@ def bucket(seaweedfs):
 
 
 @pytest.fixture(scope="module")
-def relay(seaweedfs):
+def relay(s3_forwarder):
     """A forwarder in front of SeaweedFS that a test can cut, to make the store unreachable."""
-    forwarder = Forwarder(seaweedfs.s3_port)
-    yield forwarder
-    forwarder.stop()
+    return s3_forwarder
 
 
 @pytest.fixture(scope="module")
