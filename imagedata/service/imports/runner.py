@@ -80,12 +80,15 @@ def _copy_everywhere(svc: Services, job: ImportJob, att: Attempt, heartbeat: Hea
     """Copy into each target store in turn; returns why the import failed, or None."""
     image = Image.get_by_id(job.image_id)
     att.image = image
+    made = [copy for copy in locations.copies_of(image.id) if copy.status == "active"]
+    done = [copy.store for copy in made]
     expected = Expected()
     if job.method == "copy-image":
         expected = Expected(image.size, image.checksum, image.os_hash_value)
     elif job.method == "glance-direct":
         expected = Expected(size=image.size)
-    done = [copy.store for copy in locations.copies_of(image.id) if copy.status == "active"]
+    elif made:  # a web-download taken over after its first copy: the others are read from it
+        expected = Expected(made[0].size, image.checksum, image.os_hash_value)
     failures = []
     for store_id in job.stores:
         if store_id in done:  # taken over after this store was done
@@ -150,7 +153,10 @@ def _source(svc: Services, job: ImportJob, att: Attempt, done: list[str], expect
                           max_bytes=limit)
         return (lambda settle: remote.pieces(svc.settings.chunk_size, settle)), remote.close
     copies = [c for c in locations.copies_of(image.id) if c.status == "active"]
-    _, reader = open_copy(svc, image, copies, [], 0, expected.size if expected.size is not None else image.size)
+    # An import still `importing` records the size only once every store has its copy: the
+    # copy read here is checked against the size its own import verified.
+    source_image = Image(**{**image.__data__, "size": expected.size})
+    _, reader = open_copy(svc, source_image, copies, [], 0, expected.size)
     return (lambda settle: iter(reader)), reader.close
 
 
