@@ -58,12 +58,13 @@ def update_task(task_id: str, message: str | None = None, result: dict | None = 
     return Task.get_by_id(task_id)
 
 
-def finish_task(task_id: str, status: str, *, result: dict | None = None, message: str = "") -> Task:
-    """End a task: ``success`` (with its result) or ``failure`` (with a message); it expires 48 h later."""
+def finish_task(task_id: str, status: str, *, result: dict | None = None, message: str | None = "") -> Task:
+    """End a task: ``success`` (with its result) or ``failure`` (with a message; None keeps the
+    last progress message); it expires 48 h later."""
     if status not in ("success", "failure"):
         raise ValueError(f"a task ends in success or failure, not {status!r}")
-    return _move(task_id, status, result=_dump(result), message=message or "",
-                 expires_at=utcnow() + TIME_TO_LIVE)
+    changes = {} if message is None else {"message": message}
+    return _move(task_id, status, result=_dump(result), expires_at=utcnow() + TIME_TO_LIVE, **changes)
 
 
 def _move(task_id: str, status: str, **changes) -> Task:

@@ -178,9 +178,9 @@ def _begin(task_id: str) -> None:
 
 def _finish(job: ImportJob, succeeded: bool, failure: str | None) -> None:
     try:
-        if succeeded:
+        if succeeded:  # Glance: the last progress message ("Copied 15 MiB") stays
             tasks.finish_task(job.task_id, "success", result={"image_id": job.image_id},
-                              message=f"Some stores failed: {failure}" if failure else "")
+                              message=f"Some stores failed: {failure}" if failure else None)
         else:
             tasks.finish_task(job.task_id, "failure", message=failure or "The import failed.")
     except (ImageDataError,) + UNAVAILABLE_ERRORS as exc:
