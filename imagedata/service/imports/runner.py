@@ -22,7 +22,7 @@ from imagedata.service.download import open_copy
 from imagedata.service.heartbeat import Heartbeat
 from imagedata.service.imports.copier import Copied, Expected, copy_into
 from imagedata.service.lifecycle import Attempt
-from imagedata.service.webfetch.errors import SourceRestarted
+from imagedata.service.webfetch.errors import SourceRestarted, SourceTooLarge
 from imagedata.service.webfetch.policy import FetchPolicy
 from imagedata.service.webfetch.source import open_url
 
@@ -102,9 +102,10 @@ def _copy_everywhere(svc: Services, job: ImportJob, att: Attempt, heartbeat: Hea
             if not lifecycle.still_holds(image.id, att.attempt):
                 raise  # deleted, or taken over: nothing more to do here
             lifecycle.import_copy_failed(svc, att, store_id)
-            failures.append(f"{store_id}: {_reason(exc)}")
+            why = _quota_named(exc, att)
+            failures.append(f"{store_id}: {why}")
             log.warning("import task %s: the copy of image %s to store %s failed: %s", job.task_id, image.id,
-                        store_id, _reason(exc))
+                        store_id, why)
             if job.must_succeed:
                 return "; ".join(failures)
             continue
@@ -115,6 +116,14 @@ def _copy_everywhere(svc: Services, job: ImportJob, att: Attempt, heartbeat: Hea
         if Image.get_by_id(image.id).status == "importing" and (not job.must_succeed or _all_done(job, done)):
             lifecycle.import_active(svc, att, copied.size, copied.md5, copied.digest, copied.virtual_size)
     return "; ".join(failures) or None
+
+
+def _quota_named(exc: BaseException, att: Attempt) -> str:
+    """Why a copy failed; a web source cut at what is left of the project's quota says so."""
+    if isinstance(exc, SourceTooLarge) and att.quota_limit is not None and att.quota_limit < att.limit:
+        return (f"Image exceeds the storage quota: {exc.message} The limit is what is left of the project's "
+                "image_size_total quota.")
+    return _reason(exc)
 
 
 def _all_done(job: ImportJob, done: list[str]) -> bool:
