@@ -503,8 +503,9 @@ def end_import(svc: Services, att: Attempt, reason: str | None = None) -> bool:
                 failed = image.status == "importing"
                 fields = _queued() if failed else {**_released(), "updated_at": utcnow()}
                 rows = Image.update(**fields).where((Image.id == image.id) & (Image.attempt == att.attempt)).execute()
-                dropped = [copy for copy in locations.copies_of(image.id)
-                           if copy.status == "staged" or failed and copy.attempt == att.attempt]
+                # An image still `importing` has no copy but this import's (its first copies
+                # may be a dead attempt's, taken over): a failed import drops them all.
+                dropped = [copy for copy in locations.copies_of(image.id) if copy.status == "staged" or failed]
                 locations.drop_copies_of(image.id, [copy.id for copy in dropped])
                 _set_properties(image.id, {TASK_PROPERTY: None, TO_STORES_PROPERTY: ""})
                 return rows, dropped, image
