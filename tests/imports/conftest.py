@@ -1,0 +1,47 @@
+"""Fixtures of the import tests: a loopback origin, one gunicorn allowed to fetch from it, callers."""
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.server import Server
+from tests.imports.helpers import MIB, Api
+from tests.webfetch.origin import Origin
+
+CAP = 12 * MIB  # IMAGEDATA_IMAGE_SIZE_CAP of the module servers
+IDLE = 3  # IMAGEDATA_WEB_DOWNLOAD_IDLE_TIMEOUT, seconds
+
+
+@pytest.fixture(scope="module")
+def origin():
+    """The module's web server (tests reconfigure it with ``origin.configure``)."""
+    with Origin() as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, origin):
+    """Two filesystem stores (``local`` the default, ``slow``), web-download allowed to the
+    origin only, a short idle timeout and a small size cap; INFO logs, so that a test can
+    read every line the service wrote."""
+    srv = Server(tmp_path_factory.mktemp("imports"), IMAGEDATA_WEB_DOWNLOAD_ALLOWED_HOSTS=f"127.0.0.1:{origin.port}",
+                 IMAGEDATA_WEB_DOWNLOAD_IDLE_TIMEOUT=IDLE, IMAGEDATA_IMAGE_SIZE_CAP=CAP,
+                 IMAGEDATA_LOG_LEVEL="INFO").start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def member(server) -> Api:
+    """A member of project p1 (the images' owner)."""
+    return Api(server.url, server.token("p1", "member,reader"))
+
+
+@pytest.fixture(scope="module")
+def admin(server) -> Api:
+    return Api(server.url, server.token("ops", "admin"))
+
+
+@pytest.fixture(scope="module")
+def stranger(server) -> Api:
+    """A member of another project."""
+    return Api(server.url, server.token("p2", "member,reader"))
