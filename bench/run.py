@@ -35,15 +35,20 @@ import time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-import loadtest
-import phases
-import report
-import seaweed
-import servers
-import sysmon
-from options import default_peers_kit, find_bin_dir, parse_args, size_label
-from rawhttp import BufferSink, HTTPFailure, request
-from targets import ImageApiTarget, NginxTarget, S3PeerTarget, Source
+# The repository's testkit package (free ports, nginx and SeaweedFS launchers) is shared with
+# the tests; it keeps to the standard library, as the benchmark does.
+sys.path.append(str(Path(__file__).resolve().parent.parent))
+
+import loadtest  # noqa: E402
+import phases  # noqa: E402
+import report  # noqa: E402
+import seaweed  # noqa: E402
+import servers  # noqa: E402
+import sysmon  # noqa: E402
+from options import default_peers_kit, find_bin_dir, parse_args, size_label  # noqa: E402
+from rawhttp import BufferSink, HTTPFailure, request  # noqa: E402
+from targets import ImageApiTarget, NginxTarget, S3PeerTarget, Source  # noqa: E402
+from testkit.ports import LOOPBACK  # noqa: E402
 
 
 # The measured phases, in the order they run (--phases picks some of them).
@@ -137,16 +142,16 @@ def start_everything(opts, group, workdir):
     service_env = dict(opts.service_env)
     weed, weed_skipped = start_seaweed(opts, group, workdir, bin_dir)
     if weed:
-        service_env.update(weed.service_env())
+        service_env.update(weed.env())
     if opts.accel:
         service_env.setdefault("IMAGEDATA_ACCEL_REDIRECT", opts.accel_prefix.rstrip("/"))
     ours_server = servers.ImagedataServer(group, opts.repo, bin_dir, workdir, opts.workers, service_env)
     if weed:
-        ours_server.env["IMAGEDATA_STORES"] += f",s3={weed.store_url()}"
+        ours_server.env["IMAGEDATA_STORES"] += f",s3={weed.store_url(seaweed.BUCKET, seaweed.PREFIX)}"
     accel = None
     if opts.accel:
-        accel = {"accel_prefix": opts.accel_prefix, "store_parent": ours_server.store_parent,
-                 "upstream": f"{servers.LOOPBACK}:{ours_server.port}"}
+        accel = {"accel_prefix": opts.accel_prefix, "stores_dir": ours_server.store_parent,
+                 "upstreams": [f"{LOOPBACK}:{ours_server.port}"]}
     nginx = servers.NginxServer(group, workdir, accel)
     nginx.write_config()
     source = make_source(nginx.files_dir / "image.bin", opts.size)

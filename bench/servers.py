@@ -7,64 +7,13 @@ hook, so an exception or Ctrl-C still cleans up.
 """
 
 import atexit
-import getpass
-import grp
 import os
-import pwd
-import shutil
-import signal
-import socket
 import subprocess
-import time
 from pathlib import Path
 
-import rawhttp
-
-LOOPBACK = "127.0.0.1"
-
-
-def free_port():
-    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
-
-
-def child_pids(pid):
-    """Return the pids of the direct children of ``pid`` (from /proc)."""
-    pids = []
-    for children in Path(f"/proc/{pid}/task").glob("*/children"):
-        try:
-            pids += [int(p) for p in children.read_text().split()]
-        except OSError:
-            continue
-    return sorted(set(pids))
-
-
-def start_time(pid):
-    """Return the kernel start time of ``pid`` (to recognise pid reuse), or None."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(stat.rsplit(")", 1)[1].split()[19])
-
-
-def wait_http_ok(addr, path, deadline, alive=lambda: True, headers=None):
-    """Poll GET ``path`` until it answers 200; raise RuntimeError at ``deadline``."""
-    last = "no answer"
-    while time.monotonic() < deadline:
-        if not alive():
-            raise RuntimeError(f"server exited while waiting for {path} ({last})")
-        try:
-            resp = rawhttp.request(addr, "GET", path, headers, timeout=5)
-            if resp.status == 200:
-                return
-            last = f"HTTP {resp.status}"
-        except rawhttp.HTTPFailure as exc:
-            last = str(exc)
-        time.sleep(0.2)
-    raise RuntimeError(f"GET {path} did not answer 200 in time ({last})")
+from testkit.nginx import Nginx, deploy_site
+from testkit.ports import LOOPBACK, free_port
+from testkit.processes import child_pids, start_time, stop_process, wait_until_answering
 
 
 class ManagedProcess:
@@ -101,50 +50,35 @@ class ManagedProcess:
     def stop(self, timeout=20):
         """SIGTERM the process, SIGKILL it after ``timeout``, then its leftover children."""
         self.children()
-        if self.alive():
-            os.kill(self.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.kill(self.pid, signal.SIGKILL)
-                self.popen.wait(5)
-        for pid, started in self.known_children.items():
-            if started is not None and start_time(pid) == started:
-                os.kill(pid, signal.SIGKILL)
+        stop_process(self.popen, timeout=timeout, known_children=self.known_children)
         self.log.close()
 
 
 class ProcessGroup:
-    """Owns every process the benchmark starts and stops them all at the end."""
+    """Owns every process the benchmark starts and stops them all at the end, newest first."""
 
     def __init__(self):
-        self.processes = []
-        self.stoppers = []
+        self.cleanups = []  # (what, function), in the order they were registered
         atexit.register(self.close)
 
     def start(self, name, argv, cwd, env, log_path):
         """Start and track a ManagedProcess."""
         proc = ManagedProcess(name, argv, cwd, env, log_path)
-        self.processes.append(proc)
+        self.on_close(proc.stop, f"stopping {name} (pid {proc.pid})")
         return proc
 
-    def on_close(self, func):
-        """Run ``func`` at close (for servers stopped by their own script)."""
-        self.stoppers.append(func)
+    def on_close(self, func, what="cleanup step"):
+        """Run ``func`` at close (for servers that stop themselves, and other cleanup)."""
+        self.cleanups.append((what, func))
 
     def close(self):
-        """Stop everything, newest first; never raises."""
-        while self.stoppers:
+        """Run every cleanup, newest first; never raises."""
+        while self.cleanups:
+            what, func = self.cleanups.pop()
             try:
-                self.stoppers.pop()()
+                func()
             except Exception as exc:  # cleanup must go on
-                print(f"bench: cleanup step failed: {exc!r}")
-        while self.processes:
-            proc = self.processes.pop()
-            try:
-                proc.stop()
-            except Exception as exc:
-                print(f"bench: stopping {proc.name} (pid {proc.pid}) failed: {exc!r}")
+                print(f"bench: {what} failed: {exc!r}")
 
     def __enter__(self):
         return self
@@ -153,24 +87,9 @@ class ProcessGroup:
         self.close()
 
 
-NGINX_CONF = """\
-daemon off;
-master_process on;
-worker_processes 2;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log warn;
-{user_line}
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
+BENCH_HTTP = """\
     types {{ }}
     default_type application/octet-stream;
-    client_body_temp_path {prefix}/tmp/body;
-    proxy_temp_path {prefix}/tmp/proxy;
-    fastcgi_temp_path {prefix}/tmp/fastcgi;
-    uwsgi_temp_path {prefix}/tmp/uwsgi;
-    scgi_temp_path {prefix}/tmp/scgi;
-    sendfile on;
     tcp_nopush off;
     tcp_nodelay on;
     keepalive_timeout 65;
@@ -185,47 +104,22 @@ http {{
             client_body_buffer_size 1m;
         }}
     }}
-{accel_server}}}
 """
 
-# The service's optional X-Accel-Redirect mode runs behind the production nginx site
-# (deploy/nginx/imagedata.conf), with this run's ports, store folder and prefix.
-DEPLOY_SITE = Path(__file__).resolve().parent.parent / "deploy" / "nginx" / "imagedata.conf"
 
+class NginxServer(Nginx):
+    """A private nginx: GET /files/NAME (sendfile, tcp_nopush off), PUT /dav/NAME; with ``accel``
+    (the keywords of ``deploy_site``, bar the listen address), also the service's production site
+    in X-Accel-Redirect mode on a second port."""
 
-def accel_site(host, port, accel_prefix, store_parent, upstream):
-    """The deploy site for the X-Accel benchmark (each replaced line must be there once)."""
-    text = DEPLOY_SITE.read_text()
-    prefix = "/" + accel_prefix.strip("/") + "/"
-    for old, new in (("server 127.0.0.1:9292;", f"server {upstream};"),
-                     ("listen 80;", f"listen {host}:{port} backlog=4096;"),
-                     ("alias /srv/imagedata/stores/;", f"alias {store_parent}/;"),
-                     ("location /_accel/ {", f"location {prefix} {{")):
-        if text.count(old) != 1:
-            raise RuntimeError(f"{DEPLOY_SITE}: expected {old!r} exactly once")
-        text = text.replace(old, new)
-    return text
-
-
-def user_line():
-    """Run nginx workers as the current user (only meaningful when root)."""
-    if os.geteuid() != 0:
-        return ""
-    return f"user {getpass.getuser()} {grp.getgrgid(pwd.getpwuid(os.getuid()).pw_gid).gr_name};"
-
-
-class NginxServer:
-    """A private nginx: GET /files/NAME (sendfile, tcp_nopush off), PUT /dav/NAME."""
+    ready_path = "/files/.ready"
 
     def __init__(self, group, workdir, accel=None):
-        self.prefix = Path(workdir) / "nginx"
+        super().__init__(Path(workdir) / "nginx", workers=2, connections=4096)
+        group.on_close(self.stop, "stopping nginx")
         self.www = self.prefix / "www"
-        self.port = free_port()
-        self.addr = (LOOPBACK, self.port)
         self.accel = accel
         self.accel_addr = (LOOPBACK, free_port()) if accel else None
-        self.group = group
-        self.proc = None
 
     @property
     def files_dir(self):
@@ -237,32 +131,20 @@ class NginxServer:
         """Folder that receives PUT /dav/NAME."""
         return self.www / "dav"
 
-    def write_config(self):
-        """Write nginx.conf into the private prefix and return its path."""
-        for sub in ("tmp", "www/files", "www/dav"):
-            (self.prefix / sub).mkdir(parents=True, exist_ok=True)
-        accel_server = ""
+    def http_config(self):
+        """The files and WebDAV server, and the deploy site in --accel mode."""
+        for folder in (self.files_dir, self.dav_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        text = BENCH_HTTP.format(host=LOOPBACK, port=self.port, www=self.www)
         if self.accel:
-            accel_server = accel_site(LOOPBACK, self.accel_addr[1], **self.accel)
-        conf = self.prefix / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(prefix=self.prefix, user_line=user_line(), host=LOOPBACK,
-                                          port=self.port, www=self.www, accel_server=accel_server))
-        return conf
+            text += deploy_site(listen=f"{LOOPBACK}:{self.accel_addr[1]} backlog=4096", **self.accel)
+        return text
 
     def start(self, timeout=15):
         """Check the config, start nginx in the foreground and wait for it."""
-        binary = shutil.which("nginx") or "/usr/sbin/nginx"
-        if not os.path.exists(binary):
-            raise RuntimeError("nginx not found: apt-get install -y nginx-light (or nginx)")
-        conf = self.write_config()
-        argv = [binary, "-p", f"{self.prefix}/", "-c", str(conf), "-e", str(self.prefix / "error.log")]
-        check = subprocess.run(argv + ["-t"], capture_output=True, text=True)
-        if check.returncode:
-            raise RuntimeError(f"nginx -t failed: {check.stderr.strip()}")
-        self.proc = self.group.start("nginx", argv, self.prefix, dict(os.environ),
-                                     self.prefix / "nginx.out")
+        self.files_dir.mkdir(parents=True, exist_ok=True)
         (self.files_dir / ".ready").write_text("ok")
-        wait_http_ok(self.addr, "/files/.ready", time.monotonic() + timeout, self.proc.alive)
+        return super().start(timeout)
 
 
 class ImagedataServer:
@@ -312,10 +194,9 @@ class ImagedataServer:
         argv = [str(self.bin_dir / "gunicorn"), "-c", "gunicorn.conf.py",
                 "--control-socket", str(self.workdir / "gunicorn.ctl"), *self.workers_arg, "wsgi:app"]
         self.proc = self.group.start("gunicorn", argv, self.repo, self.env, self.workdir / "gunicorn.log")
-        try:
-            wait_http_ok(self.addr, "/versions", time.monotonic() + timeout, self.proc.alive)
-        except RuntimeError as exc:
-            raise RuntimeError(f"{exc}\n--- gunicorn log ---\n{self.proc.log_tail()}") from exc
+        wait_until_answering(self.proc.popen, f"http://{LOOPBACK}:{self.port}/versions", timeout, "gunicorn",
+                             lambda: f"\n--- gunicorn log ---\n{self.proc.log_tail()}", interval=0.2,
+                             request_timeout=5)
 
     def workers(self):
         """Return the pids of the gunicorn workers (children of our master)."""

@@ -10,8 +10,8 @@ from flask import Flask, g, request
 from werkzeug.http import HTTP_STATUS_CODES
 
 from imagedata import logs, metrics
-from imagedata.api import (console, data, health, images, imports, info, links, members, openapi, schema_docs, tasks,
-                           versions)
+from imagedata.api import (console, data, health, images, imports, info, links, members, metadefs, openapi,
+                           schema_docs, tasks, versions)
 from imagedata.api.cors import wrap_cors
 from imagedata.api.connection import CloseAfterRefusedBody
 from imagedata.api.errors import register_error_handlers
@@ -25,8 +25,8 @@ from imagedata.migrations import SchemaError, check_schema, current_version, syn
 from imagedata.server.noauth_guard import check_bind_setting, is_local_peer
 from imagedata.server.observe import register_observer
 from imagedata.policy import Policy, parse_overrides
-from imagedata.service import Services
-from imagedata.service import lifecycle
+from imagedata.service import Services, lifecycle
+from imagedata.service.imports.convert import clear_work_area
 from imagedata.stores import build_registry, prepare_stores
 
 log = logging.getLogger("imagedata")
@@ -53,7 +53,7 @@ def create_app(env: dict | None = None, **overrides) -> Flask:
     register_request_hooks(app)
     register_input_checks(app)
     for blueprint in (versions.bp, health.bp, openapi.bp, images.bp, data.bp, links.bp, members.bp, info.bp,
-                      schema_docs.bp, tasks.bp, imports.bp, console.bp, console.api_bp):
+                      schema_docs.bp, tasks.bp, imports.bp, console.bp, console.api_bp, *metadefs.BLUEPRINTS):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     register_commands(app)
@@ -72,7 +72,8 @@ def start_service(app: Flask) -> None:
 
     An empty database gets the schema; a database on another schema version makes the
     server refuse to start (SchemaError: upgrades are ``imagedata db-sync``'s job). Then
-    uploads whose process died are returned to ``queued``.
+    uploads whose process died are returned to ``queued``, and what conversions of dead
+    processes left in the work area is removed.
     """
     services = app.extensions["imagedata"]
     try:
@@ -83,6 +84,7 @@ def start_service(app: Flask) -> None:
         with database.connection_context():
             check_schema()
             metrics.count_recoveries(len(lifecycle.recover(services)))
+        clear_work_area(services.settings.data_dir)  # conversions of processes that died (none runs yet)
     finally:
         close_pool()  # no connection may be shared with the workers forked after this
 

@@ -46,6 +46,7 @@ from peewee import (AutoField, BigIntegerField, CharField, DateTimeField, Foreig
 from playhouse.migrate import Operation, SchemaMigrator
 
 from imagedata.db import database, write_transaction
+from imagedata.migrations_metadefs import add_metadefs
 from imagedata.models import ALL_MODELS, utcnow
 
 log = logging.getLogger(__name__)
@@ -176,6 +177,8 @@ STEPS: tuple[Step, ...] = (
     Step(4, "imagelocation: several copies per image; image.upload_*/partial_* renamed attempt*/kept_*",
          add_locations),
     Step(5, "task: the records of asynchronous tasks", add_task_table),
+    Step(6, "metadef*: metadata definition namespaces, objects, properties, tags, resource types",
+         add_metadefs),
 )
 
 

@@ -175,4 +175,81 @@ class Task(BaseModel):
     expires_at = DateTimeField(null=True, index=True)
 
 
-ALL_MODELS = (Image, ImageLocation, ImageProperty, ImageTag, ImageMember, Token, ProjectQuota, Task)
+class MetadefNamespace(BaseModel):
+    """A metadata definition namespace: a named catalogue of properties, objects and tags."""
+
+    namespace = CharField(max_length=80, unique=True)
+    display_name = CharField(max_length=80, null=True)
+    description = TextField(null=True)
+    visibility = CharField(max_length=16, default="private")
+    protected = BooleanField(default=False)
+    owner = CharField(max_length=255, null=True, index=True)
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+
+class MetadefResourceType(BaseModel):
+    """A kind of resource namespaces apply to (``OS::Glance::Image``); made by its first association."""
+
+    name = CharField(max_length=80, unique=True)
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+
+class MetadefAssociation(BaseModel):
+    """A namespace applies to a resource type, its property names prefixed with ``prefix``."""
+
+    namespace = ForeignKeyField(MetadefNamespace, backref="associations", on_delete="CASCADE")
+    resource_type = ForeignKeyField(MetadefResourceType, backref="associations", index=True)
+    prefix = CharField(max_length=80, null=True)
+    properties_target = CharField(max_length=80, null=True)
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("namespace", "resource_type"), True),)
+
+
+class MetadefObject(BaseModel):
+    """A named group of property definitions in a namespace (JSON text: ``properties``, ``required``)."""
+
+    namespace = ForeignKeyField(MetadefNamespace, backref="objects", on_delete="CASCADE")
+    name = CharField(max_length=80)
+    description = TextField(null=True)
+    required = TextField(default="[]")
+    properties = TextField(default="{}")
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("namespace", "name"), True),)
+
+
+class MetadefProperty(BaseModel):
+    """One property definition of a namespace: a JSON-schema fragment (``definition``, JSON text)."""
+
+    namespace = ForeignKeyField(MetadefNamespace, backref="properties", on_delete="CASCADE")
+    name = CharField(max_length=80)
+    definition = TextField()
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("namespace", "name"), True),)
+
+
+class MetadefTag(BaseModel):
+    """A tag a namespace suggests for its resources."""
+
+    namespace = ForeignKeyField(MetadefNamespace, backref="tags", on_delete="CASCADE")
+    name = CharField(max_length=80)
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("namespace", "name"), True),)
+
+
+METADEF_MODELS = (MetadefNamespace, MetadefResourceType, MetadefAssociation, MetadefObject, MetadefProperty,
+                  MetadefTag)
+ALL_MODELS = (Image, ImageLocation, ImageProperty, ImageTag, ImageMember, Token, ProjectQuota, Task) + METADEF_MODELS

@@ -6,8 +6,8 @@ with ``IMAGEDATA_POLICY="upload_image=admin; download_image=admin or member"``:
   admin      the caller has the admin role
   member     the caller has the member role      reader   the reader role
   service    the caller has the service role
-  owner      the caller's project owns the image
-  visible    the image is visible to the caller (see ``is_visible``)
+  owner      the caller's project owns the image (or the metadata definition namespace)
+  visible    the image (or namespace) is visible to the caller (see ``is_visible``)
   image_member  the caller's project is a member of the (shared) image
   true / false
 """
@@ -46,6 +46,24 @@ DEFAULT_RULES = {
     "manage_tokens": "admin",
     "tasks_api_access": "admin",
 }
+
+# Glance: metadata definitions are read by readers of the owning project or of any project when
+# public, and written by admins only (Glance's default policy since Xena).
+METADEF_READ = "admin or (reader and visible)"
+METADEF_RULES = {
+    "get_metadef_namespaces": "admin or reader",
+    **{name: METADEF_READ for name in (
+        "get_metadef_namespace", "get_metadef_objects", "get_metadef_object", "get_metadef_properties",
+        "get_metadef_property", "get_metadef_tags", "get_metadef_tag", "list_metadef_resource_types",
+        "get_metadef_resource_type")},
+    **{name: "admin" for name in (
+        "add_metadef_namespace", "modify_metadef_namespace", "delete_metadef_namespace", "add_metadef_object",
+        "modify_metadef_object", "delete_metadef_object", "add_metadef_property", "modify_metadef_property",
+        "remove_metadef_property", "add_metadef_tag", "add_metadef_tags", "modify_metadef_tag",
+        "delete_metadef_tag", "delete_metadef_tags", "add_metadef_resource_type_association",
+        "remove_metadef_resource_type_association")},
+}
+DEFAULT_RULES.update(METADEF_RULES)
 
 DATA_ADMIN_ONLY_RULES = {"upload_image": "admin", "import_image": "admin", "download_image": "admin"}
 
@@ -172,17 +190,25 @@ class Policy:
 
     def allows(self, rule: str, caller: Caller, image=None, member_status: str | None = None) -> bool:
         """Whether ``caller`` passes ``rule`` for ``image`` (None for non-image rules)."""
-        facts = {
-            "true": True,
-            "admin": caller.is_admin,
-            "member": "member" in caller.roles,
-            "reader": "reader" in caller.roles,
-            "service": "service" in caller.roles,
-        }
+        facts = _role_facts(caller)
         if image is not None:
             facts["owner"] = caller.project_id is not None and image.owner == caller.project_id
             facts["visible"] = is_visible(caller, image, member_status)
             facts["image_member"] = member_status is not None
+        return self.rules[rule].evaluate(facts)
+
+    def allows_metadef(self, rule: str, caller: Caller, namespace=None) -> bool:
+        """Whether ``caller`` passes a metadata-definition ``rule`` for ``namespace``.
+
+        Glance: without a namespace (a listing) the target is the caller's own project, so
+        ``owner`` and ``visible`` hold.
+        """
+        facts = _role_facts(caller)
+        if namespace is None:
+            facts.update(owner=True, visible=True)
+        else:  # a namespace has what the image facts read: an owner and a visibility
+            facts["owner"] = caller.project_id is not None and namespace.owner == caller.project_id
+            facts["visible"] = is_visible(caller, namespace, None)
         return self.rules[rule].evaluate(facts)
 
     def enforce(self, rule: str, caller: Caller, image=None, member_status: str | None = None,
@@ -193,6 +219,12 @@ class Policy:
         if image is not None and not self.allows("get_image", caller, image, member_status):
             raise ImageNotFound(image.id)
         raise Forbidden(message or f"You are not authorized to complete {rule} action.")
+
+
+def _role_facts(caller: Caller) -> dict:
+    """The facts every rule may read about the caller alone."""
+    return {"true": True, "admin": caller.is_admin, "member": "member" in caller.roles,
+            "reader": "reader" in caller.roles, "service": "service" in caller.roles}
 
 
 def parse_overrides(text: str) -> dict[str, str]:

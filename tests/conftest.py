@@ -11,6 +11,10 @@ from imagedata.migrations import SchemaVersion, sync_schema
 from imagedata.models import ALL_MODELS
 from imagedata.service.tokens import create_token
 from tests.databases import ExternalPostgres, PostgresCluster, PostgresUnavailable
+from tests.e2e.server import Servers
+
+# The one headless Chromium of the console and Keystone browser tests.
+pytest_plugins = ["tests.console.fixtures"]
 from tests.helpers import skip_or_fail
 
 DB_BACKENDS = ("sqlite", "postgresql")
@@ -245,10 +249,45 @@ def store_files(tmp_path) -> list[str]:
     return sorted(found)
 
 
+# --------------------------------------------------------------------------- real servers
+
+
+@pytest.fixture(scope="module")
+def start_module_server(tmp_path_factory):
+    """Start gunicorn servers (``tests.e2e.server.Server``) that serve the whole test module:
+    ``start_module_server("name", **env)``; each is stopped when the module ends (a fixture with
+    params may stop its own earlier)."""
+    servers = Servers(tmp_path_factory.mktemp("servers"))
+    yield servers
+    servers.stop_all()
+
+
+@pytest.fixture
+def start_server(tmp_path):
+    """Start gunicorn servers for one test: ``start_server(name=None, **env)``; stopped after it."""
+    servers = Servers(tmp_path)
+    yield servers
+    servers.stop_all()
+
+
+@pytest.fixture(scope="module")
+def server(start_module_server):
+    """One gunicorn (2 gthread workers) per test module."""
+    return start_module_server("e2e")
+
+
+@pytest.fixture(scope="module")
+def db_server(request, db_backend, server_database, start_module_server):
+    """The module's server on the database backend under test: ``server`` itself on SQLite, and a
+    second gunicorn (2 workers) on a fresh PostgreSQL database."""
+    if db_backend == "sqlite":
+        return request.getfixturevalue("server")
+    return start_module_server(f"e2e-{db_backend}", **server_database(db_backend))
+
+
 @pytest.fixture(scope="session")
 def seaweedfs(tmp_path_factory):
     """A real SeaweedFS with an S3 gateway, shared by the whole session."""
-    from tests.helpers import skip_or_fail
     from tests.seaweed import SeaweedFS, weed_binary
 
     if weed_binary() is None:

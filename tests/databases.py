@@ -19,11 +19,12 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 from urllib.parse import urlsplit, urlunsplit
+
+from testkit.ports import free_port
 
 UNPRIVILEGED_USER = "nobody"
 # Durability is worthless for a cluster deleted at the end of the run: skip the fsyncs.
@@ -57,13 +58,6 @@ def find_binary(name: str) -> str:
     if candidates:
         return candidates[-1]
     raise PostgresUnavailable(f"PostgreSQL's {name!r} is not installed (Debian: apt-get install postgresql)")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _die_with_parent() -> None:

@@ -17,9 +17,7 @@ from tests.helpers import OCTET, with_env
 # HTTP behaviour and documents: the database backends are covered by the other modules.
 DB_BACKENDS = ("sqlite",)
 # The versions whose every API is here (imagedata/api/versions.py says which parts are missing).
-VERSIONS = [("v2.15", "CURRENT"), ("v2.13", "SUPPORTED"), ("v2.8", "SUPPORTED"), ("v2.7", "SUPPORTED"),
-            ("v2.5", "SUPPORTED"), ("v2.4", "SUPPORTED"), ("v2.3", "SUPPORTED"), ("v2.1", "SUPPORTED"),
-            ("v2.0", "SUPPORTED")]
+VERSIONS = [("v2.15", "CURRENT")] + [(f"v2.{minor}", "SUPPORTED") for minor in range(13, -1, -1)]
 IMAGE_SCHEMA_PROPERTIES = {
     "id", "name", "status", "visibility", "protected", "os_hidden", "checksum", "os_hash_algo", "os_hash_value",
     "owner", "size", "virtual_size", "container_format", "disk_format", "created_at", "updated_at", "tags",
@@ -205,8 +203,16 @@ def test_info_stores_detail(client, make_token, tmp_path, roles):
 def test_info_import(client, auth):
     response = client.get("/v2/info/import", headers=auth)
     assert response.status_code == 200
-    assert response.get_json() == {"import-methods": {"description": "Import methods available.",
-                                                      "type": "array", "value": []}}
+    assert response.get_json() == {"import-methods": {"description": "Import methods available.", "type": "array",
+                                                      "value": ["glance-direct", "web-download", "copy-image"]}}
+
+
+@with_env(IMAGEDATA_IMPORT_METHODS="")
+def test_info_import_when_import_is_off(client, auth):
+    response = client.get("/v2/info/import", headers=auth)
+    assert response.get_json()["import-methods"]["value"] == []
+    created = client.post("/v2/images", json={"name": "x"}, headers=auth)
+    assert "OpenStack-image-import-methods" not in created.headers
 
 
 def test_info_usage(client, auth, active):

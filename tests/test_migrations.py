@@ -19,7 +19,7 @@ from imagedata.app import create_app
 from imagedata.db import close_pool, database, init_database
 from imagedata.migrations import (STEPS, SchemaError, SchemaVersion, Step, check_schema, current_version,
                                   latest_version, sync_schema)
-from imagedata.models import Image, ImageLocation, ImageMember, ImageProperty, ImageTag, ProjectQuota, Task, Token
+from imagedata.models import METADEF_MODELS, Image, ImageLocation, ImageMember, ImageProperty, ImageTag, ProjectQuota, Task, Token
 from tests.conftest import make_env
 from tests.databases import make_version_1_database
 
@@ -119,7 +119,7 @@ def test_empty_database_gets_the_latest_schema_once(empty_db):
         assert check_schema() == LATEST
     tables = set(describe_schema())
     assert tables == {m._meta.table_name for m in (Image, ImageLocation, ImageProperty, ImageTag, ImageMember, Token,
-                                                   ProjectQuota, Task, SchemaVersion)}
+                                                   ProjectQuota, Task, SchemaVersion) + METADEF_MODELS}
 
 
 def test_version_1_database_is_upgraded_with_its_rows(empty_db, new_database):

@@ -54,7 +54,10 @@ def copy_of(image_id):
 
 
 def leftovers(tmp_path):
-    return [f for d in ("local", "slow") for f in os.listdir(tmp_path / d)]
+    """Every file under the two stores' folders, the import staging folder inside them included
+    (the folders themselves are made at startup and are not leftovers)."""
+    return sorted(str(path.relative_to(tmp_path / d)) for d in ("local", "slow")
+                  for path in (tmp_path / d).rglob("*") if not path.is_dir())
 
 
 def assert_queued(image_id, tmp_path):

@@ -12,7 +12,7 @@ bp = Blueprint("versions", __name__)
 API_VERSIONS = (
     ("v2.0", (("images, image data, tags and schemas", True),)),
     ("v2.1", (("image members", True),)),
-    ("v2.2", (("tasks (/v2/tasks)", True), ("metadata definitions (/v2/metadefs)", False))),
+    ("v2.2", (("tasks (/v2/tasks)", True), ("metadata definitions (/v2/metadefs)", True))),
     ("v2.3", (("deactivate and reactivate", True),)),
     ("v2.4", (("clearing locations (no locations are exposed here)", True),)),
     ("v2.5", (("community visibility", True),)),

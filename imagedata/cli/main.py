@@ -51,6 +51,9 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(locate)
     app.cli.add_command(verify)
     app.cli.add_command(link)
+    from imagedata.cli.metadefs import metadefs  # imports this module's ``connected``
+
+    app.cli.add_command(metadefs)
 
 
 @click.command("db-sync")

@@ -69,7 +69,7 @@ def _problem_line(finding) -> str:
 def verify(store_id, image_id, project, deactivate, max_rate):
     """Re-read stored image data and compare md5 and os_hash_value with the record."""
     services = current_app.extensions["imagedata"]
-    if store_id is not None and services.stores.get(store_id) is None:
+    if store_id is not None and services.stores.named(store_id) is None:
         raise click.UsageError(f"no store {store_id!r} (configured: {', '.join(s.store_id for s in services.stores)})")
     terminal = sys.stdout.isatty()
     console = Console(highlight=False, soft_wrap=True)

@@ -62,11 +62,14 @@ class BodyReader:
     """
 
     def __init__(self, source, content_length: int | None, chunk_size: int,
-                 settle: Callable[[int], None] | None = None):
+                 settle: Callable[[int], None] | None = None, most: int | None = None):
         self.source = source
         self.remaining = content_length
         self.chunk_size = chunk_size
         self.settle = settle
+        # Never read more than ``most`` bytes: a caller whose limit is N passes N + 1, and one
+        # byte past the limit is enough to refuse the upload without reading on.
+        self.most = most
 
     def chunks(self) -> Iterator:
         """Iterate over the body; raises ClientAborted on a short or broken body."""
@@ -79,6 +82,10 @@ class BodyReader:
                 view = ring.next()[:self.chunk_size]
                 if self.remaining is not None:
                     view = view[:self.remaining]
+                if self.most is not None:
+                    view = view[:self.most]
+                    if not view:
+                        return
                 fill = 0
                 try:
                     while fill < len(view):
@@ -93,6 +100,8 @@ class BodyReader:
                     raise
                 if fill:
                     yield self._piece(view[:fill])
+                if self.most is not None:
+                    self.most -= fill
                 if self.remaining is not None:
                     self.remaining -= fill
                     if ended:

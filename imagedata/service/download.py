@@ -70,7 +70,7 @@ def preferred_stores(svc: Services, prefer: str | None) -> list[str]:
     """The stores named in ?prefer=, in order; Glance: each must be configured (400 otherwise)."""
     names = [part.strip() for part in (prefer or "").split(",") if part.strip()]
     for name in names:
-        if svc.stores.get(name) is None:
+        if svc.stores.named(name) is None:
             shown = name if len(name) <= 64 and name.isprintable() else "(invalid)"
             raise BadRequest(f"Store '{shown}' is not configured.")
     return names

@@ -156,8 +156,8 @@ def _range_condition(param: str, text: str):
         raise BadRequest(f"Unable to filter on a range of '{name}': ranges apply to "
                          f"{', '.join(NUMBER_COLUMNS)}.")
     column = getattr(Image, name)
-    if abs(number) > MAX_INT64:  # beyond any stored value: all or nothing
-        return EVERYTHING if (number > 0) == (bound == "max") else NOTHING
+    if abs(number) > MAX_INT64:  # beyond any stored value: every image with a value, or none
+        return column.is_null(False) if (number > 0) == (bound == "max") else NOTHING
     return column >= number if bound == "min" else column <= number
 
 

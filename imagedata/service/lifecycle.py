@@ -507,7 +507,11 @@ def end_import(svc: Services, att: Attempt, reason: str | None = None) -> bool:
                 # may be a dead attempt's, taken over): a failed import drops them all.
                 dropped = [copy for copy in locations.copies_of(image.id) if copy.status == "staged" or failed]
                 locations.drop_copies_of(image.id, [copy.id for copy in dropped])
-                _set_properties(image.id, {TASK_PROPERTY: None, TO_STORES_PROPERTY: ""})
+                # The import is over: a store it did not get to has failed too.
+                failed_stores = _property(image.id, FAILED_PROPERTY)
+                for store_id in _property(image.id, TO_STORES_PROPERTY).split(","):
+                    failed_stores = _with(failed_stores, store_id) if store_id else failed_stores
+                _set_properties(image.id, {TASK_PROPERTY: None, TO_STORES_PROPERTY: "", FAILED_PROPERTY: failed_stores})
                 return rows, dropped, image
         rows, dropped, image = _with_fresh_connection(finish)
     except Exception as exc:  # the lease expires and another host ends it

@@ -49,7 +49,7 @@ def choose_store(svc: Services, store_id: str | None) -> Store:
     """The store named by X-Image-Meta-Store, or the default; 400 for unknown ids."""
     if store_id is None:
         return svc.stores.default
-    store = svc.stores.get(store_id)
+    store = svc.stores.named(store_id)
     if store is None:
         shown = store_id if len(store_id) <= 64 and store_id.isprintable() else "(invalid)"
         raise BadRequest(f"Store for identifier {shown} not found")
@@ -174,7 +174,7 @@ def _copy(att: Attempt, req: UploadRequest, writer: StoreWriter, digest: Paralle
     extra = ExtraDigests(att.wanted, covered=("md5", digest.algorithm))
     sniffer = FormatSniffer()
     total, kept = 0, writer.offset
-    for data in _kept_then_body(writer, req, chunk_size, digest.wait_backlog):
+    for data in _kept_then_body(att, writer, req, chunk_size, digest.wait_backlog):
         heartbeat.check()
         total += len(data)
         _check_limits(att, req, total)
@@ -197,7 +197,7 @@ def _copy(att: Attempt, req: UploadRequest, writer: StoreWriter, digest: Paralle
     return total, md5, image_digest, virtual_size
 
 
-def _kept_then_body(writer: StoreWriter, req: UploadRequest, chunk_size: int, settle):
+def _kept_then_body(att: Attempt, writer: StoreWriter, req: UploadRequest, chunk_size: int, settle):
     """The kept prefix of a resumed upload (already stored), then the request body.
 
     ``settle`` lets the body reader reuse its buffers once the digests are done with them.
@@ -206,7 +206,14 @@ def _kept_then_body(writer: StoreWriter, req: UploadRequest, chunk_size: int, se
         yield from writer.kept()
     except DataMissing:
         raise kept_data_gone(req.image_id) from None
-    yield from BodyReader(req.stream, req.content_length, chunk_size, settle).chunks()
+    most = _body_most(att, req, writer.offset)
+    yield from BodyReader(req.stream, req.content_length, chunk_size, settle, most).chunks()
+
+
+def _body_most(att: Attempt, req: UploadRequest, kept: int) -> int:
+    """The most body bytes worth reading: one past the tightest limit (after the kept prefix)."""
+    limits = [att.limit, att.quota_limit, req.image_size]
+    return min(limit for limit in limits if limit is not None) - kept + 1
 
 
 def _check_limits(att: Attempt, req: UploadRequest, total: int) -> None:

@@ -21,6 +21,11 @@ class StoreRegistry:
             return self.staging
         return self.stores.get(store_id) if store_id else None
 
+    def named(self, store_id: str | None) -> Store | None:
+        """The configured store a request may name (X-Image-Meta-Store, ?prefer=, an import's
+        stores), or None: the staging store is internal and never named by a client."""
+        return self.stores.get(store_id) if store_id else None
+
     @property
     def default(self) -> Store:
         """The store used when a request names none."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 import pytest
 
 from tests.clients.helpers import BIG_SIZE, CAP, DATA_SIZE, make_file
-from tests.e2e.server import Server
 
 
 @pytest.fixture(scope="module")
@@ -14,20 +13,15 @@ def workdir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(start_module_server):
     """Token auth (the default) with a small size cap, so 413s need only a few MiB."""
-    srv = Server(tmp_path_factory.mktemp("srv-token"), IMAGEDATA_IMAGE_SIZE_CAP=CAP).start()
-    yield srv
-    srv.stop()
+    return start_module_server("srv-token", IMAGEDATA_IMAGE_SIZE_CAP=CAP)
 
 
 @pytest.fixture(scope="module")
-def noauth_server(tmp_path_factory):
+def noauth_server(start_module_server):
     """IMAGEDATA_AUTH=noauth, for ``openstack --os-auth-type none``."""
-    srv = Server(tmp_path_factory.mktemp("srv-noauth"), IMAGEDATA_AUTH="noauth",
-                 IMAGEDATA_IMAGE_SIZE_CAP=CAP).start()
-    yield srv
-    srv.stop()
+    return start_module_server("srv-noauth", IMAGEDATA_AUTH="noauth", IMAGEDATA_IMAGE_SIZE_CAP=CAP)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ from openstack import exceptions
 
 from imagedata.config import HASH_ALGORITHMS
 from tests.clients.helpers import api, api_create, api_show, api_upload, corrupt, store_file, unique
-from tests.e2e.server import Server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.filterwarnings("ignore::DeprecationWarning"),
               pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")]
@@ -26,11 +25,11 @@ DATA = random.Random(7).randbytes(300_000)
 
 
 @pytest.fixture(scope="module", params=HASH_ALGORITHMS)
-def algo_server(request, tmp_path_factory):
+def algo_server(request, start_module_server):
     """(algorithm, server, token) for a server hashing with that algorithm."""
-    srv = Server(tmp_path_factory.mktemp(f"hash-{request.param}"), IMAGEDATA_HASH_ALGO=request.param).start()
+    srv = start_module_server(f"hash-{request.param}", IMAGEDATA_HASH_ALGO=request.param)
     yield request.param, srv, srv.token("p1", "member,reader")
-    srv.stop()
+    srv.stop()  # the next algorithm's server takes its place
 
 
 def _uploaded(srv, token, name):

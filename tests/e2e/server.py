@@ -3,22 +3,16 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-from tests.processes import stop_process, wait_until_answering
+from testkit.ports import free_port
+from testkit.processes import child_pids, log_tail, pid_running, stop_process, wait_until_answering
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Server:
@@ -90,16 +84,11 @@ class Server:
 
     def log(self) -> str:
         """The server's combined output so far."""
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()[-5000:]
-        except OSError:
-            return ""
+        return log_tail(self.log_path, 5000)
 
     def cli(self, *args: str) -> str:
         """Run the `imagedata` command against this server's configuration; returns stdout."""
-        done = subprocess.run([os.path.join(BIN, "imagedata"), *args], cwd=REPO, env=self.env,
-                              capture_output=True, text=True, timeout=60)
+        done = self.run_cli(*args)
         if done.returncode != 0:
             raise RuntimeError(f"imagedata {' '.join(args)} failed: {done.stderr}")
         return done.stdout
@@ -110,11 +99,7 @@ class Server:
 
     def worker_pids(self) -> list[int]:
         """The gunicorn workers (children of the master we started)."""
-        pids = []
-        for task in os.listdir(f"/proc/{self.proc.pid}/task"):
-            with open(f"/proc/{self.proc.pid}/task/{task}/children") as f:
-                pids += [int(p) for p in f.read().split()]
-        return pids
+        return child_pids(self.proc.pid)
 
     def store_files(self) -> list[str]:
         """Every file in the server's stores."""
@@ -124,13 +109,25 @@ class Server:
         return sorted(found)
 
 
-def pid_running(pid: int) -> bool:
-    """Whether ``pid`` exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+class Servers:
+    """Starts servers in folders under ``base`` and stops every one of them in ``stop_all``."""
+
+    def __init__(self, base):
+        self.base = Path(base)
+        self.made: list[Server] = []
+
+    def __call__(self, name: str | None = None, *, start: bool = True, **env) -> Server:
+        """A server in ``base/name`` (``srv0``, ``srv1``, ... when unnamed) with these settings,
+        started unless ``start=False`` (to change ``env`` first). A name used again is the same
+        folder: a restart on the same data."""
+        srv = Server(self.base / (name or f"srv{len(self.made)}"), **env)
+        self.made.append(srv)
+        return srv.start() if start else srv
+
+    def stop_all(self) -> None:
+        """Stop every server made here that still runs, newest first."""
+        for srv in reversed(self.made):
+            srv.stop()
 
 
 def rss_kib(pid: int) -> tuple[int, int]:

@@ -49,3 +49,22 @@ def slice_of(seed: int, size: int, start: int, length: int) -> bytes:
         if pos >= start + length:
             break
     return bytes(out)
+
+
+class SizedBody:
+    """A file-like upload body of ``size`` bytes drawn from ``pieces`` (an iterable of bytes):
+    its ``len`` makes requests send Content-Length instead of chunked framing."""
+
+    def __init__(self, pieces, size: int):
+        self.iterator, self.len, self.buffer = iter(pieces), size, b""
+
+    def read(self, n: int = -1) -> bytes:
+        """Up to ``n`` bytes (all that is left when ``n`` < 0); b"" at the end."""
+        while n < 0 or len(self.buffer) < n:
+            try:
+                self.buffer += next(self.iterator)
+            except StopIteration:
+                break
+        n = len(self.buffer) if n < 0 else n
+        out, self.buffer = self.buffer[:n], self.buffer[n:]
+        return out

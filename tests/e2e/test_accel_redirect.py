@@ -7,23 +7,20 @@ import os
 import pytest
 import requests
 
-from tests.e2e.nginx import NGINX, Nginx
-from tests.e2e.server import Server
+from testkit.nginx import SiteProxy, nginx_binary
 
 pytestmark = [pytest.mark.e2e,
-              pytest.mark.skipif(not os.path.exists(NGINX), reason="nginx is not installed; CI installs it")]
+              pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed; CI installs it")]
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
+def stack(tmp_path_factory, start_module_server):
     """imagedata (accel mode) behind a private nginx running deploy/nginx/imagedata.conf;
     yields (server, nginx base URL)."""
-    root = tmp_path_factory.mktemp("accel")
-    srv = Server(root / "srv", IMAGEDATA_ACCEL_REDIRECT="/_accel").start()
-    nginx = Nginx(root / "nginx", srv.port, os.path.join(srv.root, "stores")).start()
+    srv = start_module_server("accel", IMAGEDATA_ACCEL_REDIRECT="/_accel")
+    nginx = SiteProxy(tmp_path_factory.mktemp("accel-nginx"), srv.port, os.path.join(srv.root, "stores")).start()
     yield srv, nginx.url
     nginx.stop()
-    srv.stop()
 
 
 def test_nginx_serves_the_bytes_imagedata_authorised(stack):

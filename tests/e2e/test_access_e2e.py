@@ -74,22 +74,7 @@ class SlowBody:
             yield part
 
     def sized(self):
-        return _Sized(self.generator(), self.size)
-
-
-class _Sized:
-    def __init__(self, iterator, size):
-        self.iterator, self.len, self.buffer = iterator, size, b""
-
-    def read(self, n=-1):
-        while n < 0 or len(self.buffer) < n:
-            try:
-                self.buffer += next(self.iterator)
-            except StopIteration:
-                break
-        n = len(self.buffer) if n < 0 else n
-        out, self.buffer = self.buffer[:n], self.buffer[n:]
-        return out
+        return streams.SizedBody(self.generator(), self.size)
 
 
 def status_of(call):

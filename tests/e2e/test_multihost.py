@@ -6,17 +6,16 @@ their own data folders and host ids, the metadata in PostgreSQL, the bytes in S3
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 import time
 
 import pytest
 import requests
 
+from testkit.nginx import SiteProxy
+from testkit.processes import pid_running
 from tests.e2e import streams
-from tests.e2e.nginx import Nginx
-from tests.e2e.server import Server, pid_running
-from tests.faults.helpers import create, db_rows, put, show, upload_in_progress, wait_status
+from tests.faults.helpers import create, db_rows, delete_during_upload, put, show, upload_in_progress, wait_status
 
 MIB = streams.MIB
 LEASE = 6
@@ -29,20 +28,17 @@ def bucket(seaweedfs):
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory, seaweedfs, bucket, server_database):
+def cluster(tmp_path_factory, seaweedfs, bucket, server_database, start_module_server):
     """Host A and host B (one database, one bucket) and an nginx in front of both."""
     root = tmp_path_factory.mktemp("multihost")
     shared = {"IMAGEDATA_STORES": f"images={seaweedfs.store_url(bucket, 'images')}",
               "IMAGEDATA_UPLOAD_LEASE_SECONDS": LEASE, "IMAGEDATA_UPLOAD_IDLE_TIMEOUT": 4,
               **server_database("postgresql"), **seaweedfs.env()}
-    hosts = {}
-    for name in ("a", "b"):
-        hosts[name] = Server(root / f"host-{name}", IMAGEDATA_HOST_ID=f"host-{name}", **shared).start()
-    proxy = Nginx(root / "nginx", [hosts["a"].port, hosts["b"].port], str(root / "unused-stores")).start()
+    hosts = {name: start_module_server(f"host-{name}", IMAGEDATA_HOST_ID=f"host-{name}", **shared)
+             for name in ("a", "b")}
+    proxy = SiteProxy(root / "nginx", [hosts["a"].port, hosts["b"].port], str(root / "unused-stores")).start()
     yield hosts, proxy
     proxy.stop()
-    for host in hosts.values():
-        host.stop()
 
 
 @pytest.fixture(scope="module")
@@ -109,14 +105,7 @@ def test_delete_on_one_host_while_the_other_uploads(cluster, token, seaweedfs, b
     hosts, _ = cluster
     image_id = create(hosts["a"], token)
     upload = upload_in_progress(hosts["b"], token, image_id, 40 * MIB, 20, watch=hosts["a"])
-    deleted = requests.delete(f"{hosts['a'].url}/v2/images/{image_id}", headers={"X-Auth-Token": token}, timeout=10)
-    assert deleted.status_code == 204
-    for _ in range(20):
-        if not upload.send(os.urandom(MIB)):
-            break
-    response = upload.wait(30)
-    upload.close()
-    assert response is not None and response.status == 410, response and response.body
+    delete_during_upload(upload, hosts["a"], token, image_id, more_mib=20)
     assert seaweedfs.keys_after_cleanup(bucket, "images/", image_id) == []
 
 

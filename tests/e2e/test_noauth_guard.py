@@ -18,7 +18,8 @@ import pytest
 import requests
 
 from imagedata.server.noauth_guard import check_bind_setting, check_server, is_local_address, is_local_peer
-from tests.e2e.server import BIN, REPO, free_port
+from testkit.ports import free_port
+from tests.e2e.server import BIN, REPO
 
 pytestmark = pytest.mark.e2e
 REFUSED = "IMAGEDATA_AUTH=noauth refuses to serve on"

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from tests.e2e.proxy import Forwarder
-from tests.e2e.server import REPO, Server
+from tests.e2e.server import REPO
 from tests.helpers import skip_or_fail
 
 MIB = 1 << 20
@@ -40,17 +40,16 @@ def source(tmp_path_factory):
 
 
 @pytest.fixture(scope="module", params=["file", "s3"])
-def srv(request, tmp_path_factory):
+def srv(request, start_module_server):
     """A server whose default store is a folder, or a bucket on a real SeaweedFS."""
-    root = tmp_path_factory.mktemp(f"resume-{request.param}")
     env = dict(IMAGEDATA_UPLOAD_LEASE_SECONDS=12, IMAGEDATA_UPLOAD_IDLE_TIMEOUT=10)
     if request.param == "s3":
         seaweedfs = request.getfixturevalue("seaweedfs")
         bucket = request.getfixturevalue("resume_bucket")
         env.update(IMAGEDATA_STORES=f"s3={seaweedfs.store_url(bucket, 'images')}", **seaweedfs.env())
-    server = Server(root, **env).start()
+    server = start_module_server(f"resume-{request.param}", **env)
     yield server
-    server.stop()
+    server.stop()  # the other store's server takes its place
 
 
 @pytest.fixture(scope="module")
@@ -176,13 +175,12 @@ def test_aria2c_downloads_over_four_ranged_connections(srv, token, stored, sourc
 
 
 @pytest.fixture(scope="module")
-def noauth(tmp_path_factory, seaweedfs, resume_bucket):
+def noauth(start_module_server, seaweedfs, resume_bucket):
     """qemu's curl driver sends no token: a noauth server (loopback only) with both stores."""
-    root = tmp_path_factory.mktemp("resume-noauth")
-    stores = f"local=file://{root}/stores/local,s3={seaweedfs.store_url(resume_bucket, 'qemu')}"
-    server = Server(root, IMAGEDATA_AUTH="noauth", IMAGEDATA_STORES=stores, **seaweedfs.env()).start()
-    yield server
-    server.stop()
+    server = start_module_server("resume-noauth", start=False, IMAGEDATA_AUTH="noauth", **seaweedfs.env())
+    server.env["IMAGEDATA_STORES"] = (f"local=file://{server.root}/stores/local,"
+                                      f"s3={seaweedfs.store_url(resume_bucket, 'qemu')}")
+    return server.start()
 
 
 @pytest.mark.parametrize("store", ["local", "s3"])

@@ -13,8 +13,8 @@ import requests
 
 from tests.e2e import streams
 from tests.e2e.proxy import Forwarder
-from tests.e2e.server import Server
-from tests.faults.helpers import RawUpload, create, kept_offset, put, scrub, show, upload_in_progress, wait_status
+from tests.faults.helpers import (RawUpload, create, delete_during_upload, kept_offset, put, scrub, show,
+                                  upload_in_progress, wait_status)
 
 MIB = streams.MIB
 PART = 5 * MIB
@@ -35,15 +35,13 @@ def relay(seaweedfs):
 
 
 @pytest.fixture(scope="module")
-def srv(tmp_path_factory, seaweedfs, bucket, relay):
+def srv(start_module_server, seaweedfs, bucket, relay):
     url = f"{seaweedfs.store_url(bucket, 'images')}&part_size={PART}"
     cut = seaweedfs.store_url(bucket, "cut").replace(str(seaweedfs.s3_port), str(relay.port))
-    root = tmp_path_factory.mktemp("s3-e2e")
-    server = Server(root, IMAGEDATA_STORES=f"s3={url},local=file://{root}/stores/local,cut={cut}",
-                    IMAGEDATA_UPLOAD_LEASE_SECONDS=4, IMAGEDATA_UPLOAD_IDLE_TIMEOUT=2,
-                    IMAGEDATA_LOG_LEVEL="INFO", **seaweedfs.env()).start()
-    yield server
-    server.stop()
+    server = start_module_server("s3-e2e", start=False, IMAGEDATA_UPLOAD_LEASE_SECONDS=4,
+                                 IMAGEDATA_UPLOAD_IDLE_TIMEOUT=2, IMAGEDATA_LOG_LEVEL="INFO", **seaweedfs.env())
+    server.env["IMAGEDATA_STORES"] = f"s3={url},local=file://{server.root}/stores/local,cut={cut}"
+    return server.start()
 
 
 @pytest.fixture(scope="module")
@@ -181,14 +179,7 @@ def test_size_mismatch_aborts_the_multipart_upload(srv, token, seaweedfs, bucket
 def test_delete_during_upload_is_410_and_leaves_nothing(srv, token, seaweedfs, bucket):
     image_id = create(srv, token)
     upload = upload_in_progress(srv, token, image_id, 4 * PART, 7, extra=[("X-Image-Meta-Store", "s3")])
-    deleted = requests.delete(f"{srv.url}/v2/images/{image_id}", headers={"X-Auth-Token": token}, timeout=10)
-    assert deleted.status_code == 204
-    for _ in range(13):
-        if not upload.send(os.urandom(MIB)):
-            break
-    response = upload.wait(30)
-    upload.close()
-    assert response is not None and response.status == 410, response and response.body
+    delete_during_upload(upload, srv, token, image_id, more_mib=13)
     _assert_nothing_left(srv, token, seaweedfs, bucket, image_id, expected_status=None)
 
 

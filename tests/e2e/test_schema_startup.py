@@ -11,14 +11,13 @@ import requests
 
 from imagedata.migrations import latest_version
 from tests.databases import make_version_1_database
-from tests.e2e.server import Server
 
 pytestmark = pytest.mark.e2e
 ACTIVE = "11111111-1111-4111-8111-111111111111"
 
 
-def test_outdated_database_refuses_to_start_until_db_sync(tmp_path, db_backend, server_database):
-    srv = Server(tmp_path / "srv", **server_database(db_backend))
+def test_outdated_database_refuses_to_start_until_db_sync(start_server, db_backend, server_database):
+    srv = start_server("srv", start=False, **server_database(db_backend))
     make_version_1_database(srv.database_url)
     with pytest.raises(RuntimeError, match="gunicorn exited"):
         srv.start()
@@ -34,11 +33,6 @@ def test_outdated_database_refuses_to_start_until_db_sync(tmp_path, db_backend, 
     assert f"schema version {latest_version()} (upgraded from version 1)" in srv.cli("db-sync")
 
     srv.start()
-    try:
-        image = requests.get(f"{srv.url}/v2/images/{ACTIVE}", headers={"X-Auth-Token": srv.token("p1")},
-                             timeout=10)
-        assert image.status_code == 200, image.text
-        assert (image.json()["name"], image.json()["size"], image.json()["visibility"]) == (
-            "cirros", 5 << 30, "public")
-    finally:
-        srv.stop()
+    image = requests.get(f"{srv.url}/v2/images/{ACTIVE}", headers={"X-Auth-Token": srv.token("p1")}, timeout=10)
+    assert image.status_code == 200, image.text
+    assert (image.json()["name"], image.json()["size"], image.json()["visibility"]) == ("cirros", 5 << 30, "public")

@@ -40,26 +40,6 @@ def download_sha512(server, token, image_id, **headers):
         return response, h.hexdigest()
 
 
-class GeneratorFile:
-    """A file-like body with a known length, so requests sends Content-Length (not chunked)."""
-
-    def __init__(self, seed, size):
-        self.iterator = streams.chunks(seed, size)
-        self.len = size
-        self.buffer = b""
-
-    def read(self, n=-1):
-        while n < 0 or len(self.buffer) < n:
-            try:
-                self.buffer += next(self.iterator)
-            except StopIteration:
-                break
-        if n < 0:
-            n = len(self.buffer)
-        out, self.buffer = self.buffer[:n], self.buffer[n:]
-        return out
-
-
 @pytest.fixture(scope="module")
 def token(server):
     return server.token("p1")
@@ -70,7 +50,7 @@ def token(server):
 def test_64mib_upload_and_full_download(server, token, framing):
     size = 64 * MIB
     image_id = create(server, token)
-    body = GeneratorFile(1, size) if framing == "content-length" else streams.chunks(1, size)
+    body = streams.SizedBody(streams.chunks(1, size), size) if framing == "content-length" else streams.chunks(1, size)
     response = put(server, token, image_id, body)
     assert response.status_code == 204, response.text
     image = show(server, token, image_id)
@@ -171,7 +151,7 @@ def test_memory_stays_flat_for_512mib(start_server):
     size = 512 * MIB
     image_id = create(srv, token)
     before, _ = streams_rss(worker)
-    assert put(srv, token, image_id, GeneratorFile(3, size)).status_code == 204
+    assert put(srv, token, image_id, streams.SizedBody(streams.chunks(3, size), size)).status_code == 204
     response, digest = download_sha512(srv, token, image_id)
     assert digest == streams.digest(3, size)
     _, peak = streams_rss(worker)

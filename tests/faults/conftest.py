@@ -1,4 +1,4 @@
-"""Fault-injection fixtures: real gunicorn servers (from tests/e2e) and the closing counts."""
+"""Fault-injection fixtures: mounts and the closing counts."""
 from __future__ import annotations
 
 import os
@@ -6,7 +6,6 @@ import subprocess
 
 import pytest
 
-from tests.e2e.conftest import server, start_server  # noqa: F401  (re-exported fixtures)
 from tests.faults.helpers import STATS
 
 COUNT_NAMES = ("kills survived", "races run", "inputs fuzzed", "5xx seen", "orphans found")

@@ -382,3 +382,17 @@ def upload_in_progress(srv, token, image_id, total: int, sent_mib: int, extra=()
         upload.send(os.urandom(MIB))
     assert wait_status(watch or srv, token, image_id, ("saving",)) == "saving"
     return upload
+
+
+def delete_during_upload(upload: RawUpload, srv, token, image_id, more_mib: int) -> None:
+    """DELETE the image on ``srv`` while ``upload`` streams: the DELETE answers 204 and the
+    uploader, sending up to ``more_mib`` MiB more, is answered 410. (What is left in the store is
+    the caller's to check.)"""
+    deleted = requests.delete(f"{srv.url}/v2/images/{image_id}", headers={"X-Auth-Token": token}, timeout=10)
+    assert deleted.status_code == 204
+    for _ in range(more_mib):
+        if not upload.send(os.urandom(MIB)):
+            break
+    response = upload.wait(30)
+    upload.close()
+    assert response is not None and response.status == 410, response and response.body

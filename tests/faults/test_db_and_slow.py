@@ -11,7 +11,6 @@ import pytest
 import requests
 
 from tests.e2e import streams
-from tests.e2e.server import Server
 from tests.faults.helpers import (MIB, RawUpload, assert_no_path, count, create, download_sha512, files_of,
                                   kept_offset, put, raw_request, scrub, status_of, wait_status)
 
@@ -34,18 +33,17 @@ class ExclusiveLock:
         self.con.close()
 
 
-def _db_server(tmp_path_factory, busy_ms):
+def _db_settings(busy_ms) -> dict:
+    """The settings of a database test's server, with this busy timeout (None: the default)."""
     env = dict(IMAGEDATA_UPLOAD_LEASE_SECONDS=LEASE, IMAGEDATA_UPLOAD_IDLE_TIMEOUT=2, IMAGEDATA_LOG_LEVEL="WARNING")
     if busy_ms is not None:
         env["IMAGEDATA_DB_BUSY_TIMEOUT_MS"] = busy_ms
-    return Server(tmp_path_factory.mktemp("db"), **env).start()
+    return env
 
 
 @pytest.fixture(scope="module")
-def db_srv(tmp_path_factory):
-    srv = _db_server(tmp_path_factory, 500)
-    yield srv
-    srv.stop()
+def db_srv(start_module_server):
+    return start_module_server("db", **_db_settings(500))
 
 
 def _busy_before_upload(srv, hold):
@@ -96,24 +94,19 @@ def test_database_locked_at_commit_is_503_and_no_orphan(db_srv):
 
 
 @pytest.mark.slow
-def test_database_locked_longer_than_default_busy_timeout(tmp_path_factory):
+def test_database_locked_longer_than_default_busy_timeout(start_server):
     """With the default busy timeout (10 s) the lock is held for longer: still 503, no orphan."""
-    srv = _db_server(tmp_path_factory, None)
-    try:
-        assert _busy_before_upload(srv, 12) >= 9
-    finally:
-        srv.stop()
+    srv = start_server("db", **_db_settings(None))
+    assert _busy_before_upload(srv, 12) >= 9
 
 
 # -- slow clients -------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def slow_srv(tmp_path_factory):
-    srv = Server(tmp_path_factory.mktemp("slow"), IMAGEDATA_UPLOAD_IDLE_TIMEOUT=2,
-                 IMAGEDATA_UPLOAD_LEASE_SECONDS=LEASE, IMAGEDATA_LOG_LEVEL="WARNING").start()
-    yield srv
-    srv.stop()
+def slow_srv(start_module_server):
+    return start_module_server("slow", IMAGEDATA_UPLOAD_IDLE_TIMEOUT=2, IMAGEDATA_UPLOAD_LEASE_SECONDS=LEASE,
+                               IMAGEDATA_LOG_LEVEL="WARNING")
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
@@ -230,15 +223,12 @@ def test_oversized_headers_are_4xx_and_the_server_keeps_serving(slow_srv, name, 
     assert sorted(srv.worker_pids()) == workers, "a worker died"
 
 
-def test_concurrent_writers_wait_for_the_lock_instead_of_503(tmp_path_factory):
+def test_concurrent_writers_wait_for_the_lock_instead_of_503(start_server):
     """With uploads heartbeating, 8 clients creating images at once must all succeed: a busy
     database is waited for (the default busy timeout), not answered with an immediate 503.
     (The module's 500 ms server could legitimately give up on a loaded machine.)"""
-    srv = _db_server(tmp_path_factory, 10000)
-    try:
-        codes = _concurrent_creates(srv)
-    finally:
-        srv.stop()
+    srv = start_server("db", **_db_settings(10000))
+    codes = _concurrent_creates(srv)
     assert codes == {201: 80}, f"status counts of 80 concurrent creates: {codes}"
 
 

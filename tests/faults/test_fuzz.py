@@ -19,7 +19,6 @@ from hypothesis import HealthCheck, Phase, given, seed, settings, strategies as 
 from hypothesis.errors import Flaky
 
 from tests.conftest import store_files
-from tests.e2e.server import Server
 from tests.faults.helpers import count, saw
 from tests.faults.hostile import UNSTORABLE_IN_URL, inject
 
@@ -112,10 +111,8 @@ def test_fuzz_download_headers(client, auth, images, which, range_, content_rang
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory):
-    srv = Server(tmp_path_factory.mktemp("schemathesis"), IMAGEDATA_LOG_LEVEL="WARNING").start()
-    yield srv
-    srv.stop()
+def live(start_module_server):
+    return start_module_server("schemathesis", IMAGEDATA_LOG_LEVEL="WARNING")
 
 
 def unknown_coding_refused(case, response) -> bool:

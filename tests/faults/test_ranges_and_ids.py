@@ -7,7 +7,6 @@ import os
 import pytest
 import requests
 
-from tests.e2e.server import Server
 from tests.faults.helpers import (OpenWatch, assert_no_path, count, create, files_of, put, raw_request,
                                   request_head, saw, scrub, show)
 
@@ -45,10 +44,8 @@ def _check_206(status, headers, body, where):
 
 
 @pytest.fixture(scope="module")
-def srv(tmp_path_factory):
-    server = Server(tmp_path_factory.mktemp("ranges"), IMAGEDATA_LOG_LEVEL="WARNING").start()
-    yield server
-    server.stop()
+def srv(start_module_server):
+    return start_module_server("ranges", IMAGEDATA_LOG_LEVEL="WARNING")
 
 
 @pytest.fixture(scope="module")

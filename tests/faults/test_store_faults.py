@@ -12,7 +12,6 @@ import pytest
 import requests
 
 from tests.e2e import streams
-from tests.e2e.server import Server
 from tests.faults.helpers import (MIB, RawUpload, assert_no_path, create, download_sha512, files_of, put,
                                   raw_request, request_head, scrub, show, usage, wait_status)
 
@@ -30,10 +29,10 @@ def _tree_bytes(path):
 
 
 @pytest.fixture(scope="module", params=["tmpfs", "fsize"])
-def full_server(request, tmp_path_factory):
+def full_server(request, start_module_server):
     """A server whose `local` store can hold only 8 MiB: a tmpfs of that size as the store root or,
     if mounting is not permitted, a file-size limit on the server process."""
-    srv = Server(tmp_path_factory.mktemp(f"full-{request.param}"), IMAGEDATA_LOG_LEVEL="WARNING")
+    srv = start_module_server(f"full-{request.param}", start=False, IMAGEDATA_LOG_LEVEL="WARNING")
     local = os.path.join(srv.root, "stores", "local")
     mounted = False
     if request.param == "tmpfs":
@@ -123,10 +122,8 @@ def _after_full(srv, token, image_id):
 
 
 @pytest.fixture(scope="module")
-def shared_server(tmp_path_factory):
-    srv = Server(tmp_path_factory.mktemp("unusable"), IMAGEDATA_LOG_LEVEL="WARNING").start()
-    yield srv
-    srv.stop()
+def shared_server(start_module_server):
+    return start_module_server("unusable", IMAGEDATA_LOG_LEVEL="WARNING")
 
 
 @pytest.fixture

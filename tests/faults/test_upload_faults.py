@@ -10,21 +10,18 @@ import pytest
 import requests
 
 from tests.e2e import streams
-from tests.e2e.server import Server
 from tests.faults.helpers import (MIB, RawUpload, count, create, download_sha512, files_of, kept_offset, put,
                                   raw_request, request_head, resume_put, rng, scrub, show, usage, wait_status)
 
 LEASE = 4
+SETTINGS = dict(IMAGEDATA_UPLOAD_LEASE_SECONDS=LEASE, IMAGEDATA_UPLOAD_IDLE_TIMEOUT=2, IMAGEDATA_LOG_LEVEL="WARNING")
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def srv(tmp_path_factory):
-    server = Server(tmp_path_factory.mktemp("faults-upload"), IMAGEDATA_UPLOAD_LEASE_SECONDS=LEASE,
-                    IMAGEDATA_UPLOAD_IDLE_TIMEOUT=2, IMAGEDATA_LOG_LEVEL="WARNING").start()
-    yield server
-    server.stop()
+def srv(start_module_server):
+    return start_module_server("faults-upload", **SETTINGS)
 
 
 @pytest.fixture(scope="module")
@@ -33,16 +30,11 @@ def token(srv):
 
 
 @pytest.fixture(scope="module")
-def race_srv(request, db_backend, server_database, tmp_path_factory):
+def race_srv(request, db_backend, server_database, start_module_server):
     """The races on each database backend: ``srv`` on SQLite, a second server on PostgreSQL."""
     if db_backend == "sqlite":
-        yield request.getfixturevalue("srv")
-        return
-    server = Server(tmp_path_factory.mktemp(f"faults-upload-{db_backend}"), IMAGEDATA_UPLOAD_LEASE_SECONDS=LEASE,
-                    IMAGEDATA_UPLOAD_IDLE_TIMEOUT=2, IMAGEDATA_LOG_LEVEL="WARNING",
-                    **server_database(db_backend)).start()
-    yield server
-    server.stop()
+        return request.getfixturevalue("srv")
+    return start_module_server(f"faults-upload-{db_backend}", **SETTINGS, **server_database(db_backend))
 
 
 @pytest.fixture(scope="module")

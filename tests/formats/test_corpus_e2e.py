@@ -10,7 +10,6 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.e2e.server import Server
 
 pytestmark = pytest.mark.e2e
 
@@ -18,11 +17,9 @@ QUOTA = 1 << 40  # a size quota, so every upload reserves and must release bytes
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(start_module_server):
     """One gunicorn for the whole corpus."""
-    srv = Server(tmp_path_factory.mktemp("corpus-e2e"), IMAGEDATA_QUOTA_IMAGE_SIZE_TOTAL=QUOTA).start()
-    yield srv
-    srv.stop()
+    return start_module_server("corpus-e2e", IMAGEDATA_QUOTA_IMAGE_SIZE_TOTAL=QUOTA)
 
 
 def test_every_corpus_upload_ends_as_the_inspector_decides(server, corpus_root, corpus_rows):

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.server import Server
 from tests.imports.helpers import MIB, Api
 from tests.webfetch.origin import Origin
 
@@ -19,15 +18,13 @@ def origin():
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, origin):
+def server(start_module_server, origin):
     """Two filesystem stores (``local`` the default, ``slow``), web-download allowed to the
     origin only, a short idle timeout and a small size cap; INFO logs, so that a test can
     read every line the service wrote."""
-    srv = Server(tmp_path_factory.mktemp("imports"), IMAGEDATA_WEB_DOWNLOAD_ALLOWED_HOSTS=f"127.0.0.1:{origin.port}",
-                 IMAGEDATA_WEB_DOWNLOAD_IDLE_TIMEOUT=IDLE, IMAGEDATA_IMAGE_SIZE_CAP=CAP,
-                 IMAGEDATA_LOG_LEVEL="INFO").start()
-    yield srv
-    srv.stop()
+    return start_module_server("imports", IMAGEDATA_WEB_DOWNLOAD_ALLOWED_HOSTS=f"127.0.0.1:{origin.port}",
+                               IMAGEDATA_WEB_DOWNLOAD_IDLE_TIMEOUT=IDLE, IMAGEDATA_IMAGE_SIZE_CAP=CAP,
+                               IMAGEDATA_LOG_LEVEL="INFO")
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.server import Server
 from tests.imports.helpers import Api, web_download
 from tests.webfetch.origin import Origin
 
@@ -24,12 +23,11 @@ def origins():
 
 
 @pytest.fixture(scope="module")
-def caller(tmp_path_factory, origins):
+def caller(start_module_server, origins):
     v4, v6 = origins
-    srv = Server(tmp_path_factory.mktemp("refusals"), IMAGEDATA_WEB_DOWNLOAD_ALLOWED_PORTS=f"{v4.port},{v6.port}",
-                 IMAGEDATA_LOG_LEVEL="INFO").start()
-    yield Api(srv.url, srv.token("p1"))
-    srv.stop()
+    srv = start_module_server("refusals", IMAGEDATA_WEB_DOWNLOAD_ALLOWED_PORTS=f"{v4.port},{v6.port}",
+                              IMAGEDATA_LOG_LEVEL="INFO")
+    return Api(srv.url, srv.token("p1"))
 
 
 # (host as the URL spells it, which origin listens there, what the 400 must say)

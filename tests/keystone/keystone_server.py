@@ -19,9 +19,8 @@ import subprocess
 import sys
 import time
 
-
-from tests.e2e.server import free_port, pid_running
-from tests.processes import stop_process, wait_until_answering
+from testkit.ports import free_port
+from testkit.processes import child_pids, log_tail, pid_running, stop_process, wait_until_answering
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 KEYSTONE_VERSION = "30.0.0"
@@ -169,29 +168,18 @@ class Keystone:
 
     def pause(self) -> None:
         """SIGSTOP the master and its worker: connections are accepted but never answered."""
-        for pid in self._worker_pids() + [self.proc.pid]:
+        for pid in child_pids(self.proc.pid) + [self.proc.pid]:
             os.kill(pid, signal.SIGSTOP)
 
     def resume(self) -> None:
         """SIGCONT what ``pause`` stopped."""
-        for pid in [self.proc.pid] + self._worker_pids():
+        for pid in [self.proc.pid] + child_pids(self.proc.pid):
             if pid_running(pid):
                 os.kill(pid, signal.SIGCONT)
 
-    def _worker_pids(self) -> list[int]:
-        pids = []
-        for task in os.listdir(f"/proc/{self.proc.pid}/task"):
-            with open(f"/proc/{self.proc.pid}/task/{task}/children") as f:
-                pids += [int(p) for p in f.read().split()]
-        return pids
-
     def log(self) -> str:
         """The end of Keystone's output."""
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()[-4000:]
-        except OSError:
-            return ""
+        return log_tail(self.log_path, 4000)
 
 
 def _user_name() -> str:

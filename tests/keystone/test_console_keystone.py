@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.console.conftest import browser, shots  # noqa: F401 (the browser fixtures)
 from tests.console.pages import MIB
 
 pytestmark = pytest.mark.e2e

@@ -11,7 +11,7 @@ from imagedata.app import create_app
 from imagedata.auth.request import KEYSTONE_UNREACHABLE_KEY
 from imagedata.config import ConfigError, load_settings
 from imagedata.auth.keystone import BOUNDED_DEFAULTS, CACHE_KEY, TokenCache, wrap_auth_token
-from tests.e2e.server import free_port
+from testkit.ports import free_port
 
 GOOD = """\
 [keystone_authtoken]

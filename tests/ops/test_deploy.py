@@ -11,9 +11,9 @@ import sys
 import pytest
 import requests
 
+from testkit.nginx import SiteProxy, nginx_binary
 from tests.e2e import streams
-from tests.e2e.nginx import NGINX, Nginx
-from tests.e2e.server import REPO, Server
+from tests.e2e.server import REPO
 from tests.helpers import skip_or_fail
 from tests.ops.helpers import create, put, request_id
 
@@ -75,13 +75,13 @@ def example_env(root, port: int, public: str) -> dict:
 
 
 @pytest.fixture(scope="module", params=["x-accel", "proxied"])
-def stack(request, tmp_path_factory):
+def stack(request, tmp_path_factory, start_module_server):
     """gunicorn with the example settings behind nginx with the deploy site: (server, nginx)."""
-    if not os.path.exists(NGINX):
+    if nginx_binary() is None:
         skip_or_fail("nginx is not installed (CI installs it)")
-    root = tmp_path_factory.mktemp(f"deploy-{request.param}")
-    srv = Server(root / "srv")
-    nginx = Nginx(root / "nginx", srv.port, os.path.join(srv.root, "stores"))
+    srv = start_module_server(f"deploy-{request.param}", start=False)
+    nginx = SiteProxy(tmp_path_factory.mktemp(f"deploy-{request.param}-nginx"), srv.port,
+                      os.path.join(srv.root, "stores"))
     srv.env.update(example_env(srv.root, srv.port, nginx.url))
     if request.param == "proxied":
         srv.env.pop("IMAGEDATA_ACCEL_REDIRECT")
@@ -89,7 +89,7 @@ def stack(request, tmp_path_factory):
     nginx.start()
     yield srv, nginx
     nginx.stop()
-    srv.stop()
+    srv.stop()  # the other mode's pair takes its place
 
 
 def _access_line(srv, rid: str) -> str:

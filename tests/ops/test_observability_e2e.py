@@ -13,7 +13,6 @@ import pytest
 import requests
 
 from tests.e2e import streams
-from tests.e2e.server import Server
 from tests.ops.helpers import SlowUpload, create, json_lines, put, request_id, scrape, value
 
 pytestmark = pytest.mark.e2e
@@ -34,8 +33,8 @@ def _wait(predicate, timeout=20.0):
         time.sleep(0.1)
 
 
-def test_metrics_across_workers_deaths_reloads_restarts_and_commands(tmp_path):
-    srv = Server(tmp_path / "srv").start()
+def test_metrics_across_workers_deaths_reloads_restarts_and_commands(start_server):
+    srv = start_server("srv")
     try:
         token, admin = srv.token("p1"), srv.token("ops", "admin")
         _misses(srv, token, 30)
@@ -89,20 +88,17 @@ def test_metrics_across_workers_deaths_reloads_restarts_and_commands(tmp_path):
         srv.stop()
 
     # A new server starts from zero (its directory is wiped at start).
-    again = Server(tmp_path / "srv").start()
-    try:
-        samples = scrape(again.url, again.token("ops", "admin"))
-        assert value(samples, "imagedata_http_requests_total", **NOT_FOUND) == 0
-        assert value(samples, "imagedata_verify_last_images", result="missing") == 0
-    finally:
-        again.stop()
+    again = start_server("srv")
+    samples = scrape(again.url, again.token("ops", "admin"))
+    assert value(samples, "imagedata_http_requests_total", **NOT_FOUND) == 0
+    assert value(samples, "imagedata_verify_last_images", result="missing") == 0
 
 
-def test_json_logs_one_access_line_per_request_and_no_secrets(tmp_path, seaweedfs):
+def test_json_logs_one_access_line_per_request_and_no_secrets(start_server, seaweedfs):
     bucket = seaweedfs.make_bucket(f"logs-{uuid.uuid4().hex[:8]}")
-    srv = Server(tmp_path / "srv", IMAGEDATA_LOG_FORMAT="json", IMAGEDATA_LOG_LEVEL="DEBUG",
-                 IMAGEDATA_STORES=f"s3={seaweedfs.store_url(bucket, 'p')},local=file://{tmp_path}/srv/stores/local",
-                 **seaweedfs.env())
+    srv = start_server("srv", start=False, IMAGEDATA_LOG_FORMAT="json", IMAGEDATA_LOG_LEVEL="DEBUG",
+                       **seaweedfs.env())
+    srv.env["IMAGEDATA_STORES"] = f"s3={seaweedfs.store_url(bucket, 'p')},local=file://{srv.root}/stores/local"
     srv.start()
     sent = {}  # request id -> (method, route, status)
     try:
@@ -142,7 +138,7 @@ def test_json_logs_one_access_line_per_request_and_no_secrets(tmp_path, seaweedf
     with open(srv.log_path, errors="replace") as f:
         text = f.read()
     records = json_lines(text)  # every line is one JSON object (gunicorn's own included)
-    assert {r["logger"] for r in records} >= {"gunicorn.error", "imagedata.access", "imagedata.service.upload"}
+    assert {r["logger"] for r in records} >= {"gunicorn.error", "imagedata.access", "imagedata.service.lifecycle"}
     access = [r for r in records if r.get("event") == "access"]
     for rid, (method, route, status) in sent.items():
         (line,) = [r for r in access if r["request_id"] == rid]
@@ -153,7 +149,7 @@ def test_json_logs_one_access_line_per_request_and_no_secrets(tmp_path, seaweedf
     assert puts[chunked_id]["bytes_in"] == MIB + 5
     gets = [r for r in access if r["method"] == "GET" and r["route"] == "/v2/images/<image_id>/file"]
     assert sorted(r["bytes_out"] for r in gets) == [5, 2 * MIB]
-    uploads = [r for r in records if r["logger"] == "imagedata.service.upload"]
+    uploads = [r for r in records if r["logger"] == "imagedata.service.lifecycle"]  # the upload state machine
     for image, words in ((image_id, ("started", "finished")), (cut_id, ("started",))):
         for word in words:
             assert any(r.get("image_id") == image and word in r["message"] and len(r.get("attempt", "")) == 32

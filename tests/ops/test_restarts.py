@@ -17,7 +17,6 @@ from tests.e2e import streams
 from imagedata.app import create_app
 from imagedata.db import database
 from imagedata.service import lifecycle
-from tests.e2e.server import Server
 from tests.ops.helpers import SlowUpload, create, put, show
 
 pytestmark = pytest.mark.e2e
@@ -29,9 +28,9 @@ def _status_in_db(srv, image_id) -> tuple:
         return db.execute("SELECT status, attempt_pid, size FROM image WHERE id = ?", (image_id,)).fetchone()
 
 
-def test_sigterm_finishes_short_uploads_and_cuts_long_ones_cleanly(tmp_path):
+def test_sigterm_finishes_short_uploads_and_cuts_long_ones_cleanly(start_server):
     env = {"GUNICORN_CMD_ARGS": "--workers 2 --graceful-timeout 5"}
-    srv = Server(tmp_path / "srv", **env).start()
+    srv = start_server("srv", **env)
     token = srv.token("p1")
     short_id, long_id = create(srv.url, token), create(srv.url, token)
     size = 8 * MIB
@@ -58,13 +57,10 @@ def test_sigterm_finishes_short_uploads_and_cuts_long_ones_cleanly(tmp_path):
     assert "cut 1 upload(s) still in flight" in srv.log()
     assert "PUT /v2/images/<image_id>/file 503" in srv.log()
     # After the restart, a retry of the cut upload succeeds.
-    again = Server(tmp_path / "srv", **env).start()
-    try:
-        data = b"".join(streams.chunks(5, 3 * MIB))
-        assert put(again.url, token, long_id, data).status_code == 204
-        assert show(again.url, token, long_id)["os_hash_value"] == hashlib.sha512(data).hexdigest()
-    finally:
-        again.stop()
+    again = start_server("srv", **env)
+    data = b"".join(streams.chunks(5, 3 * MIB))
+    assert put(again.url, token, long_id, data).status_code == 204
+    assert show(again.url, token, long_id)["os_hash_value"] == hashlib.sha512(data).hexdigest()
 
 
 class Traffic:

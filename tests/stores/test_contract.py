@@ -128,6 +128,7 @@ def test_remove_reports_whether_there_was_data(store):
     with pytest.raises(DataMissing):
         store.open_range(IMAGE, ATTEMPT, 0, 0)
     assert read(store, image=OTHER) == b"other"
+    assert kinds(store) == [("data", OTHER, ATTEMPT)]
 
 
 def test_missing_data_is_data_missing(store):
@@ -146,12 +147,15 @@ def test_scan_and_remove_every_kind(store):
     pending.abort()
 
 
-@pytest.mark.parametrize("bad", ["../x", "0F5E8A4C-1B2D-4E3F-9A8B-7C6D5E4F3A2B", "", "a" * 36])
+@pytest.mark.parametrize("bad", ["../x", "../etc/passwd", "0F5E8A4C-1B2D-4E3F-9A8B-7C6D5E4F3A2B", "", "a" * 36,
+                                 "x" * 36, IMAGE + "/..", "\x00"])
 def test_only_canonical_ids_become_names(store, bad):
     with pytest.raises(ValueError):
         store.open_writer(bad, ATTEMPT, None)
     with pytest.raises(ValueError):
         store.open_range(bad, ATTEMPT, 0, 0)
+    with pytest.raises(ValueError):
+        store.remove(bad, ATTEMPT)
     with pytest.raises(ValueError):
         store.open_writer(IMAGE, bad, None)
 

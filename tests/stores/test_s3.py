@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import runpy
-import socket
 import time
 import types
 import uuid
@@ -16,6 +15,7 @@ from imagedata.errors import StoreUnavailable
 from imagedata.stores import s3writer
 from imagedata.stores.s3 import S3Store
 from imagedata.stores.s3writer import part_size_for
+from testkit.ports import free_port
 from tests.stores.conftest import make_s3_store
 from tests.stores.test_contract import ATTEMPT, IMAGE, kinds, read, write
 
@@ -88,9 +88,7 @@ def test_wrong_credentials_make_the_store_unhealthy_without_naming_them(seaweedf
 
 
 def test_an_unreachable_endpoint_is_unavailable_quickly():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # closed again: nothing listens there
+    port = free_port()  # nothing listens there
     (cfg,) = parse_stores(f"s=s3://bucket-a/x?endpoint=http://127.0.0.1:{port}", {
         "IMAGEDATA_S3_ACCESS_KEY_ID": "a", "IMAGEDATA_S3_SECRET_ACCESS_KEY": "b"})
     store = S3Store(cfg.store_id, cfg.s3)

@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 def delete_copy(svc: Services, caller: Caller, store_id: str, image_id: str) -> None:
     """Remove the image's copy in one store (admins by default): 409 for an unknown store or
     an image that is not active, 404 when that store holds no copy, 403 for the last copy."""
-    if svc.stores.get(store_id) is None or store_id == getattr(svc.stores.staging, "store_id", None):
+    if svc.stores.named(store_id) is None:
         raise Conflict(f"Store {printable(store_id)!r} is not configured.")
     image = get_visible_image(svc, caller, image_id, "delete_image_location")
     copy = locations.remove_copy(image.id, store_id)

@@ -84,7 +84,7 @@ def target_stores(svc: Services, method: str, stores: list[str] | None, all_stor
             raise BadRequest("copy-image needs the stores to copy into (stores or all_stores).")
         return [svc.stores.default_id]
     for store_id in stores:
-        if svc.stores.get(store_id) is None or store_id == getattr(svc.stores.staging, "store_id", None):
+        if svc.stores.named(store_id) is None:
             configured = ", ".join(store.store_id for store in svc.stores)
             raise Conflict(f"Store {printable(store_id)!r} is not configured (configured stores: {configured}).")
         if store_id in holding:

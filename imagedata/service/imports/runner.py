@@ -20,6 +20,7 @@ from imagedata.models import Image
 from imagedata.service import Services, lifecycle, locations, tasks
 from imagedata.service.download import open_copy
 from imagedata.service.heartbeat import Heartbeat
+from imagedata.service.imports import convert
 from imagedata.service.imports.copier import Copied, Expected, copy_into
 from imagedata.service.lifecycle import Attempt
 from imagedata.service.webfetch.errors import SourceRestarted, SourceTooLarge
@@ -77,17 +78,40 @@ def run(svc: Services, job: ImportJob, att: Attempt) -> bool:
 
 
 def _copy_everywhere(svc: Services, job: ImportJob, att: Attempt, heartbeat: Heartbeat) -> str | None:
-    """Copy into each target store in turn; returns why the import failed, or None."""
+    """Copy into each target store in turn (converted first, when the operator asks for a
+    disk format); returns why the import failed, or None."""
     image = Image.get_by_id(job.image_id)
     att.image = image
+    target = svc.settings.import_convert_to
+    if job.method == "copy-image" or image.status != "importing" or not convert.wanted(target, image):
+        return _copy_to_stores(svc, job, att, heartbeat, None)
+    for _ in range(MAX_RESTARTS + 1):
+        pieces, close = _source(svc, job, att, [], Expected())
+        try:
+            with convert.converted(svc.settings.data_dir, att, pieces(None), target, heartbeat,
+                                   _progress_reporter(job.task_id, "the conversion area")) as (path, _):
+                att.image.disk_format = target  # what the copies are checked against from now on
+                return _copy_to_stores(svc, job, att, heartbeat, path)
+        except SourceRestarted as restart:
+            log.warning("import task %s: %s", job.task_id, restart.message)
+        finally:
+            close()
+    raise ImageDataUnavailable(f"The source of the import changed {MAX_RESTARTS + 1} times while it was read.")
+
+
+def _copy_to_stores(svc: Services, job: ImportJob, att: Attempt, heartbeat: Heartbeat,
+                    converted_path: str | None) -> str | None:
+    """Copy into each target store in turn; returns why the import failed, or None."""
+    image = att.image
     made = [copy for copy in locations.copies_of(image.id) if copy.status == "active"]
     done = [copy.store for copy in made]
     expected = Expected()
     if job.method == "copy-image":
         expected = Expected(image.size, image.checksum, image.os_hash_value)
-    elif job.method == "glance-direct":
+    elif job.method == "glance-direct" and converted_path is None:
         expected = Expected(size=image.size)
-    elif made:  # a web-download taken over after its first copy: the others are read from it
+    elif made and converted_path is None:
+        # a web-download taken over after its first copy: the others are read from it
         expected = Expected(made[0].size, image.checksum, image.os_hash_value)
     failures = []
     for store_id in job.stores:
@@ -95,7 +119,7 @@ def _copy_everywhere(svc: Services, job: ImportJob, att: Attempt, heartbeat: Hea
             continue
         store = svc.stores.get(store_id)
         try:
-            copied = _copy_one(svc, job, att, store, expected, done, heartbeat)
+            copied = _copy_one(svc, job, att, store, expected, done, heartbeat, converted_path)
         except SourceRestarted:
             raise
         except (ImageDataError, OSError) + UNAVAILABLE_ERRORS as exc:
@@ -114,7 +138,8 @@ def _copy_everywhere(svc: Services, job: ImportJob, att: Attempt, heartbeat: Hea
         if expected.md5 is None:
             expected = Expected(copied.size, copied.md5, copied.digest)
         if Image.get_by_id(image.id).status == "importing" and (not job.must_succeed or _all_done(job, done)):
-            lifecycle.import_active(svc, att, copied.size, copied.md5, copied.digest, copied.virtual_size)
+            lifecycle.import_active(svc, att, copied.size, copied.md5, copied.digest, copied.virtual_size,
+                                    disk_format=image.disk_format if converted_path else None)
     return "; ".join(failures) or None
 
 
@@ -131,11 +156,14 @@ def _all_done(job: ImportJob, done: list[str]) -> bool:
 
 
 def _copy_one(svc: Services, job: ImportJob, att: Attempt, store, expected: Expected, done: list[str],
-              heartbeat: Heartbeat) -> Copied:
+              heartbeat: Heartbeat, converted_path: str | None) -> Copied:
     """One store's copy, from the right source; a web source that changed starts it over."""
     progress = _progress_reporter(job.task_id, store.store_id)
     for _ in range(MAX_RESTARTS + 1):
-        source, close = _source(svc, job, att, done, expected)
+        if converted_path is not None:
+            source, close = (lambda settle: convert.file_pieces(converted_path)), (lambda: None)
+        else:
+            source, close = _source(svc, job, att, done, expected)
         try:
             return copy_into(store, att, source, expected, hash_algo=svc.settings.hash_algo, heartbeat=heartbeat,
                              progress=progress)

@@ -1,11 +1,13 @@
-"""Fixtures of the browser tests: one Chromium per session, a server per module, screenshots."""
+"""Fixtures of the browser tests: one Chromium per session and the screenshots folder.
+
+A plugin of the root conftest (``pytest_plugins``), so the console and the Keystone browser
+tests share the one Chromium: two Playwright sessions cannot run in one thread."""
 from __future__ import annotations
 
 import pytest
 
 from tests.console.browser import Shots, launch
 from tests.helpers import skip_or_fail
-
 
 
 @pytest.fixture(scope="session")
