@@ -75,11 +75,12 @@ class Api:
         assert response.status_code == 200, response.text
         return response.json()["tasks"]
 
-    def wait_task(self, image_id: str, timeout: float = 60) -> dict:
-        """The image's newest task once it has ended (success or failure)."""
+    def wait_task(self, image_id: str, timeout: float = 60, request_id: str | None = None) -> dict:
+        """The image's task started by ``request_id`` (default: its newest task) once it has
+        ended (success or failure). Tasks are listed newest first to the second only."""
         deadline = time.monotonic() + timeout
         while True:
-            found = self.tasks(image_id)
+            found = [task for task in self.tasks(image_id) if request_id in (None, task["request_id"])]
             if found and found[0]["status"] in ("success", "failure"):
                 return found[0]
             assert time.monotonic() < deadline, f"the import of {image_id} did not end: {found}"
@@ -89,7 +90,7 @@ class Api:
         """Start an import (202) and wait for it: (its task, the image)."""
         response = self.start(image_id, body, **headers)
         assert response.status_code == 202, response.text
-        task = self.wait_task(image_id, timeout)
+        task = self.wait_task(image_id, timeout, response.headers["x-openstack-request-id"])
         return task, self.show(image_id)
 
     def data(self, image_id: str, **headers) -> bytes:
