@@ -15,7 +15,7 @@ import threading
 from typing import Callable, Collection
 
 from imagedata.db import UNAVAILABLE_ERRORS, database
-from imagedata.errors import ImageDataError, ImageDataUnavailable
+from imagedata.errors import Conflict, Gone, ImageDataError, ImageDataUnavailable
 from imagedata.models import Image
 from imagedata.service import Services, lifecycle, locations, tasks
 from imagedata.service.download import open_copy
@@ -26,6 +26,7 @@ from imagedata.service.lifecycle import Attempt
 from imagedata.service.webfetch.errors import SourceRestarted, SourceTooLarge
 from imagedata.service.webfetch.policy import FetchPolicy
 from imagedata.service.webfetch.source import open_url
+from imagedata.stores.base import DataMissing
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ def _copy_to_stores(svc: Services, job: ImportJob, att: Attempt, heartbeat: Hear
             raise
         except (ImageDataError, OSError) + UNAVAILABLE_ERRORS as exc:
             if not lifecycle.still_holds(image.id, att.attempt):
-                raise  # deleted, or taken over: nothing more to do here
+                raise _lost(image.id) from exc  # deleted, or taken over: nothing more to do here
             lifecycle.import_copy_failed(svc, att, store_id)
             why = _quota_named(exc, att)
             failures.append(f"{store_id}: {why}")
@@ -143,6 +144,13 @@ def _copy_to_stores(svc: Services, job: ImportJob, att: Attempt, heartbeat: Hear
             lifecycle.import_active(svc, att, copied.size, copied.md5, copied.digest, copied.virtual_size,
                                     disk_format=image.disk_format if converted_path else None)
     return "; ".join(failures) or None
+
+
+def _lost(image_id: str) -> ImageDataError:
+    """Why an import that no longer holds its image stops (not what its source did then)."""
+    if lifecycle.deleted_error(image_id) is not None:  # Glance: "Image has been deleted, aborting import."
+        return Gone(f"Image {image_id} was deleted during its import; the import stopped.")
+    return Conflict(f"The import of image {image_id} lost its hold on the image (another host took it over).")
 
 
 def _quota_named(exc: BaseException, att: Attempt) -> str:
@@ -195,9 +203,12 @@ def _source(svc: Services, job: ImportJob, att: Attempt, done: list[str], expect
     image = att.image
     if job.method == "glance-direct":
         staged = next((c for c in locations.copies_of(image.id) if c.status == "staged"), None)
-        if staged is None:
-            raise ImageDataUnavailable("The staged data of the image is gone: stage it again.")
-        reader = svc.stores.staging.open_range(image.id, staged.attempt, 0, staged.size)
+        try:
+            if staged is None:
+                raise DataMissing(image.id)
+            reader = svc.stores.staging.open_range(image.id, staged.attempt, 0, staged.size)
+        except DataMissing:
+            raise ImageDataUnavailable("The staged data of the image is gone: stage it again.") from None
         return (lambda settle: iter(reader)), reader.close, None
     if job.method == "web-download" and not done:
         limit = att.limit if att.quota_limit is None else min(att.limit, att.quota_limit)
