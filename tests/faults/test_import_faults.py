@@ -1,5 +1,6 @@
 """Import faults through a real gunicorn: a staging store that is full or missing, staged data
-lost before its import, and an image deleted while its web-download runs.
+lost before its import, an image deleted while its web-download runs, and a host killed while
+it stages and imports (then `imagedata recover` and `imagedata scrub`).
 
 Each case ends the same way: a clear answer (never a 500, never a path), the image back in
 `queued` or gone, nothing left in any store, the project's usage where it was.
@@ -12,8 +13,8 @@ import time
 
 import pytest
 
-from tests.faults.helpers import assert_no_path, files_of, scrub, usage
-from tests.imports.helpers import GLANCE_DIRECT, MIB, Api, blob, web_download
+from tests.faults.helpers import RawUpload, assert_no_path, files_of, scrub, usage
+from tests.imports.helpers import GLANCE_DIRECT, MIB, NO_SUCH_ID, Api, blob, web_download
 from tests.webfetch.origin import Origin
 
 pytestmark = pytest.mark.e2e
@@ -150,3 +151,51 @@ def test_delete_during_a_web_download(server, member, origin):
     assert task["status"] == "failure" and "was deleted during its import" in task["message"], task
     assert files_of(server, image_id) == [] and scrub(server)[:2] == (0, 0)
     assert "Traceback" not in server.log()
+
+
+def _until(check, what: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def test_recover_and_scrub_know_staged_data(start_server, origin):
+    srv = start_server("killed", IMAGEDATA_WEB_DOWNLOAD_ALLOWED_HOSTS=f"127.0.0.1:{origin.port}")
+    staging = os.path.join(srv.root, "stores", "local", "staging")  # the default staging store
+    token = srv.token("p1")
+    api = Api(srv.url, token)
+    waiting, data = api.create(), blob(MIB // 2, 67)
+    assert api.stage(waiting, data).status_code == 204  # staged, its import not asked for yet
+    cut = api.create()
+    upload = RawUpload(srv, token, cut, content_length=4 * MIB, path="stage")
+    assert upload.send(blob(MIB, 68))
+    _until(lambda: any(cut in name for name in os.listdir(staging)), "the stage did not start")
+    fetched, whole = api.create(), blob(3 * MIB, 69)
+    origin.configure(whole, stall_after=MIB)
+    assert api.start(fetched, web_download(origin.url())).status_code == 202
+    _until(lambda: origin.bytes_sent >= MIB, "the web-download did not start")
+    srv.kill_all()
+    upload.close()
+    origin.configure(whole)
+
+    recovered = srv.run_cli("recover")
+    assert recovered.returncode == 0, recovered.stderr
+    assert f"recovered 1 upload(s)\n  {cut}" in recovered.stdout, recovered.stdout
+    assert f"took over and ran 1 import(s)\n  {fetched}" in recovered.stdout, recovered.stdout
+    assert [name for name in os.listdir(staging) if waiting not in name] == []
+    assert scrub(srv)[:2] == (0, 0)  # the staged data waiting for its import is no orphan
+
+    (name,) = os.listdir(staging)
+    with open(os.path.join(staging, name.replace(waiting, NO_SUCH_ID)), "wb") as f:
+        f.write(b"left by nobody")
+    orphans, _, report = scrub(srv)
+    assert orphans == 1 and "os_glance_staging_store" in report, report
+    assert scrub(srv, "--fix")[0] == 1 and os.listdir(staging) == [name]
+
+    srv.start()
+    assert api.show(cut)["status"] == "queued" and api.show(waiting)["status"] == "uploading"
+    assert api.show(fetched)["status"] == "active" and api.data(fetched) == whole
+    task, image = api.imported(waiting, GLANCE_DIRECT)
+    assert task["status"] == "success" and api.data(waiting) == data
+    assert os.listdir(staging) == [] and scrub(srv)[:2] == (0, 0)
