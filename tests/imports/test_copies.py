@@ -123,13 +123,26 @@ def test_a_copy_that_fills_its_store(three, admin3, must):
     assert _files(three, "local", image_id) == _files(three, "slow", image_id) == []
 
 
-def test_a_web_download_into_a_store_that_fills(three, admin3, origin):
+def _usage(api: Api) -> dict:
+    response = api.session.get(f"{api.url}/v2/info/usage", timeout=30)
+    assert response.status_code == 200, response.text
+    return {name: value["usage"] for name, value in response.json()["usage"].items()}
+
+
+@pytest.mark.parametrize("must", [True, False], ids=["must-succeed", "may-fail"])
+def test_a_web_download_into_a_store_that_fills(three, admin3, origin, must):
     if not three.tiny_full:
         pytest.skip("mounting a tmpfs is not permitted here")
     origin.configure(DATA)
     image_id = admin3.create()
+    before = _usage(admin3)
     task, image = admin3.imported(image_id, web_download(origin.url("/image"), stores=["slow", "tiny"],
-                                                         all_stores_must_succeed=False))
-    assert task["status"] == "success" and image["status"] == "active", task
-    assert image["stores"] == "slow" and image["os_glance_failed_import"] == "tiny"
-    assert _files(three, "tiny", image_id) == [] and admin3.data(image_id) == DATA
+                                                         all_stores_must_succeed=must))
+    assert image["os_glance_failed_import"] == "tiny" and _files(three, "tiny", image_id) == []
+    if must:  # back to queued: no copy, no reservation
+        assert task["status"] == "failure" and image["status"] == "queued", task
+        assert "stores" not in image and _files(three, "slow", image_id) == [] and _usage(admin3) == before
+    else:
+        assert task["status"] == "success" and image["status"] == "active", task
+        assert image["stores"] == "slow" and admin3.data(image_id) == DATA
+        assert _usage(admin3) == {**before, "image_size_total": before["image_size_total"] + len(DATA)}
