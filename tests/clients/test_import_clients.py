@@ -16,7 +16,6 @@ import openstack
 import pytest
 
 from tests.clients.helpers import api, api_create, api_show, read, run_client, sha512, table_rows, unique
-from tests.webfetch.origin import Origin
 
 pytestmark = [pytest.mark.e2e, pytest.mark.filterwarnings("ignore::DeprecationWarning"),
               pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")]
@@ -26,14 +25,9 @@ GLANCE, OPENSTACK = os.path.join(BIN, "glance"), os.path.join(BIN, "openstack")
 
 
 @pytest.fixture(scope="module")
-def origin(data_file):
-    with Origin(data_file[1]) as served:
-        yield served
-
-
-@pytest.fixture(scope="module")
-def server(start_module_server, origin):
-    """The module's server: web-download allowed to the origin only."""
+def server(start_module_server, origin, data_file):
+    """The module's server: web-download allowed to the origin only, which serves ``data_file``."""
+    origin.configure(data_file[1])
     return start_module_server("srv-import", IMAGEDATA_WEB_DOWNLOAD_ALLOWED_HOSTS=f"127.0.0.1:{origin.port}")
 
 

@@ -16,8 +16,7 @@ from testkit.nginx import SiteProxy
 from testkit.processes import pid_running
 from tests.e2e import streams
 from tests.faults.helpers import create, db_rows, delete_during_upload, put, show, upload_in_progress, wait_status
-from tests.imports.helpers import GLANCE_DIRECT, Api, blob, web_download
-from tests.webfetch.origin import Origin
+from tests.imports.helpers import GLANCE_DIRECT, Api, blob, stalled_web_download
 
 MIB = streams.MIB
 LEASE = 6
@@ -27,13 +26,6 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def bucket(seaweedfs):
     return seaweedfs.make_bucket("multihost")
-
-
-@pytest.fixture(scope="module")
-def origin():
-    """A web server the hosts may fetch from (web-download)."""
-    with Origin() as served:
-        yield served
 
 
 @pytest.fixture(scope="module")
@@ -153,14 +145,8 @@ def test_staged_on_one_host_and_imported_through_the_other(cluster, token, seawe
 def test_a_web_download_whose_host_is_killed_is_finished_by_the_other(cluster, token, seaweedfs, bucket, origin):
     hosts, _ = cluster
     data = blob(8 * MIB, 52)
-    origin.configure(data, stall_after=3 * MIB)  # host B gets 3 MiB, then waits
     on_a, on_b = Api(hosts["a"].url, token), Api(hosts["b"].url, token)
-    image_id = on_b.create()
-    assert on_b.start(image_id, web_download(origin.url())).status_code == 202
-    deadline = time.monotonic() + 20
-    while origin.bytes_sent < 3 * MIB:
-        assert time.monotonic() < deadline, "host b did not fetch"
-        time.sleep(0.05)
+    image_id = stalled_web_download(on_b, origin, data, 3 * MIB)  # host B gets 3 MiB, then waits
     (row,) = db_rows(hosts["a"], f"id = '{image_id}'")
     assert row["attempt_host"] == "host-b" and row["status"] == "importing"
     killed_at = time.monotonic()

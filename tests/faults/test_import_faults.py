@@ -14,18 +14,11 @@ import time
 import pytest
 
 from tests.faults.helpers import RawUpload, assert_no_path, files_of, scrub, usage
-from tests.imports.helpers import GLANCE_DIRECT, MIB, NO_SUCH_ID, Api, blob, web_download
-from tests.webfetch.origin import Origin
+from tests.imports.helpers import GLANCE_DIRECT, MIB, NO_SUCH_ID, Api, blob, stalled_web_download, wait_for
 
 pytestmark = pytest.mark.e2e
 
 STAGING_SPACE = 2 * MIB
-
-
-@pytest.fixture(scope="module")
-def origin():
-    with Origin() as served:
-        yield served
 
 
 @pytest.fixture(scope="module")
@@ -127,13 +120,7 @@ def test_delete_during_a_web_download(server, member, origin):
     token = member.session.headers["X-Auth-Token"]
     before = usage(server, token)
     data = blob(4 * MIB, 66)
-    origin.configure(data, stall_after=2 * MIB)
-    image_id = member.create()
-    assert member.start(image_id, web_download(origin.url())).status_code == 202
-    deadline = time.monotonic() + 20
-    while origin.bytes_sent < 2 * MIB:
-        assert time.monotonic() < deadline, "the import did not fetch"
-        time.sleep(0.05)
+    image_id = stalled_web_download(member, origin, data, 2 * MIB)
     image = member.show(image_id)
     assert image["status"] == "importing"
     response = member.delete(image_id)
@@ -153,13 +140,6 @@ def test_delete_during_a_web_download(server, member, origin):
     assert "Traceback" not in server.log()
 
 
-def _until(check, what: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
-
-
 def test_recover_and_scrub_know_staged_data(start_server, origin):
     srv = start_server("killed", IMAGEDATA_WEB_DOWNLOAD_ALLOWED_HOSTS=f"127.0.0.1:{origin.port}")
     staging = os.path.join(srv.root, "stores", "local", "staging")  # the default staging store
@@ -170,11 +150,9 @@ def test_recover_and_scrub_know_staged_data(start_server, origin):
     cut = api.create()
     upload = RawUpload(srv, token, cut, content_length=4 * MIB, path="stage")
     assert upload.send(blob(MIB, 68))
-    _until(lambda: any(cut in name for name in os.listdir(staging)), "the stage did not start")
-    fetched, whole = api.create(), blob(3 * MIB, 69)
-    origin.configure(whole, stall_after=MIB)
-    assert api.start(fetched, web_download(origin.url())).status_code == 202
-    _until(lambda: origin.bytes_sent >= MIB, "the web-download did not start")
+    wait_for(lambda: any(cut in name for name in os.listdir(staging)), "the stage did not start")
+    whole = blob(3 * MIB, 69)
+    fetched = stalled_web_download(api, origin, whole, MIB)
     srv.kill_all()
     upload.close()
     origin.configure(whole)

@@ -1,20 +1,12 @@
-"""Fixtures of the import tests: a loopback origin, one gunicorn allowed to fetch from it, callers."""
+"""Fixtures of the import tests: one gunicorn allowed to fetch from the module's origin (tests/conftest.py), callers."""
 from __future__ import annotations
 
 import pytest
 
 from tests.imports.helpers import MIB, Api
-from tests.webfetch.origin import Origin
 
 CAP = 12 * MIB  # IMAGEDATA_IMAGE_SIZE_CAP of the module servers
 IDLE = 3  # IMAGEDATA_WEB_DOWNLOAD_IDLE_TIMEOUT, seconds
-
-
-@pytest.fixture(scope="module")
-def origin():
-    """The module's web server (tests reconfigure it with ``origin.configure``)."""
-    with Origin() as served:
-        yield served
 
 
 @pytest.fixture(scope="module")

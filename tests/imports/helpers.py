@@ -32,6 +32,25 @@ def copy_image(*stores: str, **extra) -> dict:
     return {"method": {"name": "copy-image"}, **({"stores": list(stores)} if stores else {}), **extra}
 
 
+def wait_for(check, what: str, timeout: float = 20) -> None:
+    """Poll ``check()`` until it is true; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def stalled_web_download(api: "Api", origin, data: bytes, after: int) -> str:
+    """A new image whose web-download from ``origin`` has received ``after`` bytes of
+    ``data`` and waits for more (``origin.configure(data)`` lets it go on)."""
+    origin.configure(data, stall_after=after)
+    image_id = api.create()
+    response = api.start(image_id, web_download(origin.url()))
+    assert response.status_code == 202, response.text
+    wait_for(lambda: origin.bytes_sent >= after, "the web-download did not fetch")
+    return image_id
+
+
 class Api:
     """One caller's view of one server (or of nginx in front of several)."""
 
