@@ -292,6 +292,16 @@ def db_server(request, db_backend, server_database, start_module_server):
     return start_module_server(f"e2e-{db_backend}", **server_database(db_backend))
 
 
+@pytest.fixture(scope="module")
+def origin():
+    """The module's loopback web server for web-download (``tests.webfetch.origin.Origin``);
+    tests give it data and faults with ``origin.configure``."""
+    from tests.webfetch.origin import Origin
+
+    with Origin() as served:
+        yield served
+
+
 @pytest.fixture(scope="session")
 def seaweedfs(tmp_path_factory):
     """A real SeaweedFS with an S3 gateway, shared by the whole session."""

@@ -49,7 +49,7 @@ def task_stub(task: Task) -> dict:
 
 def task_view(task: Task) -> dict:
     """A task as GET /v2/tasks/{id} shows it (Glance's key order; optional keys only when set)."""
-    view = {"id": task.id, "input": tasks.task_input(task), "type": task.type, "status": task.status,
+    view = {"id": task.id, "input": tasks.shown_input(task), "type": task.type, "status": task.status,
             "owner": task.owner, "message": task.message, "result": tasks.task_result(task),
             "created_at": format_time(task.created_at), "updated_at": format_time(task.updated_at),
             "self": f"/v2/tasks/{task.id}", "schema": "/v2/schemas/task"}

@@ -516,10 +516,11 @@ def import_active(svc: Services, att: Attempt, size: int, md5: str, digest: str,
     log.info("import %s: image %s is active (%d bytes)", att.attempt, att.image.id, size)
 
 
-def end_import(svc: Services, att: Attempt, reason: str | None = None) -> bool:
+def end_import(svc: Services, att: Attempt, reason: str | None = None, revert: tuple[str, ...] = ()) -> bool:
     """Let go of the image when the import is over: an image still `importing` (no copy
     made it, or every store had to) goes back to queued and loses the import's copies; the
-    staged data is removed either way. Returns whether the image is active."""
+    copies in the stores of ``revert`` (a copy-image that failed where every store had to
+    succeed) go too; the staged data is removed either way. Returns whether the image is active."""
     try:
         def finish() -> tuple[int, list, Image | None]:
             with database.atomic():
@@ -529,8 +530,10 @@ def end_import(svc: Services, att: Attempt, reason: str | None = None) -> bool:
                 failed = image.status == "importing"
                 fields = _queued() if failed else {**_released(), "updated_at": utcnow()}
                 rows = Image.update(**fields).where((Image.id == image.id) & (Image.attempt == att.attempt)).execute()
+                # An image still `importing` has no copy but this import's (its first copies
+                # may be a dead attempt's, taken over): a failed import drops them all.
                 dropped = [copy for copy in locations.copies_of(image.id)
-                           if copy.status == "staged" or failed and copy.attempt == att.attempt]
+                           if copy.status == "staged" or failed or copy.store in revert]
                 locations.drop_copies_of(image.id, [copy.id for copy in dropped])
                 # The import is over: a store it did not get to has failed too.
                 failed_stores = _property(image.id, FAILED_PROPERTY)

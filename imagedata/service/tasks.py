@@ -18,6 +18,7 @@ from peewee import Expression
 
 from imagedata.errors import Conflict, NotFound
 from imagedata.models import Task, utcnow
+from imagedata.service.webfetch.redact import redact_url
 
 TYPES = ("import", "api_image_import", "location_import")
 STATUSES = ("pending", "processing", "success", "failure")
@@ -58,12 +59,13 @@ def update_task(task_id: str, message: str | None = None, result: dict | None = 
     return Task.get_by_id(task_id)
 
 
-def finish_task(task_id: str, status: str, *, result: dict | None = None, message: str = "") -> Task:
-    """End a task: ``success`` (with its result) or ``failure`` (with a message); it expires 48 h later."""
+def finish_task(task_id: str, status: str, *, result: dict | None = None, message: str | None = "") -> Task:
+    """End a task: ``success`` (with its result) or ``failure`` (with a message; None keeps the
+    last progress message); it expires 48 h later."""
     if status not in ("success", "failure"):
         raise ValueError(f"a task ends in success or failure, not {status!r}")
-    return _move(task_id, status, result=_dump(result), message=message or "",
-                 expires_at=utcnow() + TIME_TO_LIVE)
+    changes = {} if message is None else {"message": message}
+    return _move(task_id, status, result=_dump(result), expires_at=utcnow() + TIME_TO_LIVE, **changes)
 
 
 def _move(task_id: str, status: str, **changes) -> Task:
@@ -111,6 +113,22 @@ def purge_expired_tasks() -> int:
 def task_input(task: Task) -> dict | None:
     """The task's input, decoded."""
     return json.loads(task.input) if task.input is not None else None
+
+
+def shown_input(task: Task) -> dict | None:
+    """The task's input as the API shows it: every URL in it redacted (credentials and secret
+    query values hidden), while the record keeps what the task needs to run again."""
+    return _redacted(task_input(task))
+
+
+def _redacted(value):
+    if isinstance(value, str):
+        return redact_url(value) if "://" in value else value
+    if isinstance(value, dict):
+        return {key: _redacted(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_redacted(item) for item in value]
+    return value
 
 
 def task_result(task: Task) -> dict | None:

@@ -16,6 +16,7 @@ from testkit.nginx import SiteProxy
 from testkit.processes import pid_running
 from tests.e2e import streams
 from tests.faults.helpers import create, db_rows, delete_during_upload, put, show, upload_in_progress, wait_status
+from tests.imports.helpers import GLANCE_DIRECT, Api, blob, stalled_web_download
 
 MIB = streams.MIB
 LEASE = 6
@@ -28,11 +29,12 @@ def bucket(seaweedfs):
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory, seaweedfs, bucket, server_database, start_module_server):
+def cluster(tmp_path_factory, seaweedfs, bucket, server_database, start_module_server, origin):
     """Host A and host B (one database, one bucket) and an nginx in front of both."""
     root = tmp_path_factory.mktemp("multihost")
     shared = {"IMAGEDATA_STORES": f"images={seaweedfs.store_url(bucket, 'images')}",
               "IMAGEDATA_UPLOAD_LEASE_SECONDS": LEASE, "IMAGEDATA_UPLOAD_IDLE_TIMEOUT": 4,
+              "IMAGEDATA_WEB_DOWNLOAD_ALLOWED_HOSTS": f"127.0.0.1:{origin.port}",
               **server_database("postgresql"), **seaweedfs.env()}
     hosts = {name: start_module_server(f"host-{name}", IMAGEDATA_HOST_ID=f"host-{name}", **shared)
              for name in ("a", "b")}
@@ -126,3 +128,40 @@ def test_a_dead_host_is_recovered_by_the_other_after_the_lease(cluster, token, s
     assert seaweedfs.keys_after_cleanup(bucket, "images/", image_id) == []  # the multipart upload was aborted
     assert put(hosts["a"], token, image_id, b"again, on host a").status_code == 204
     hosts["b"].start()  # nginx still has both hosts for the other tests
+
+
+def test_staged_on_one_host_and_imported_through_the_other(cluster, token, seaweedfs, bucket):
+    hosts, _ = cluster
+    data = blob(3 * MIB, 51)
+    on_a, on_b = Api(hosts["a"].url, token), Api(hosts["b"].url, token)
+    image_id = on_a.create()
+    assert on_a.stage(image_id, data).status_code == 204
+    task, image = on_b.imported(image_id, GLANCE_DIRECT)
+    assert task["status"] == "success" and image["status"] == "active", task
+    assert on_a.data(image_id) == data
+    assert len(objects(seaweedfs, bucket, image_id)) == 1  # the staged object went with its import
+
+
+def test_a_web_download_whose_host_is_killed_is_finished_by_the_other(cluster, token, seaweedfs, bucket, origin):
+    hosts, _ = cluster
+    data = blob(8 * MIB, 52)
+    on_a, on_b = Api(hosts["a"].url, token), Api(hosts["b"].url, token)
+    image_id = stalled_web_download(on_b, origin, data, 3 * MIB)  # host B gets 3 MiB, then waits
+    (row,) = db_rows(hosts["a"], f"id = '{image_id}'")
+    assert row["attempt_host"] == "host-b" and row["status"] == "importing"
+    killed_at = time.monotonic()
+    pids = hosts["b"].kill_all()
+    assert not any(pid_running(pid) for pid in pids)
+    origin.configure(data)  # the origin serves the whole file from now on
+    try:
+        task = on_a.wait_task(image_id, timeout=LEASE * 5)
+        image = on_a.show(image_id)
+        assert task["status"] == "success" and image["status"] == "active", task
+        assert time.monotonic() - killed_at >= LEASE - 1  # only after the lease
+        assert task["result"] == {"image_id": image_id} and on_a.data(image_id) == data
+        assert f"image {image_id}: import attempt {row['attempt']} (host host-b" in hosts["a"].log()
+        assert image["os_glance_importing_to_stores"] == "" and "os_glance_import_task" not in image
+        # what host B was writing is gone: one object, the finished copy
+        assert len(seaweedfs.keys_after_cleanup(bucket, "images/", image_id, timeout=5)) == 1
+    finally:
+        hosts["b"].start()  # nginx still has both hosts for the other tests

@@ -14,6 +14,7 @@ import requests
 from tests.e2e import streams
 from tests.faults.helpers import (RawUpload, create, delete_during_upload, kept_offset, put, scrub, show,
                                   upload_in_progress, wait_status)
+from tests.imports.helpers import Api, blob, copy_image
 
 MIB = streams.MIB
 PART = 5 * MIB
@@ -220,6 +221,32 @@ def test_scrub_finds_and_removes_stale_multipart_uploads_and_orphans(srv, seawee
     assert [k for k in seaweedfs.keys(bucket, "images/") if ghost in k] == []
     assert "images/not-ours.txt" in seaweedfs.keys(bucket, "images/")  # a shared bucket: never removed
     client.delete_object(Bucket=bucket, Key="images/not-ours.txt")
+
+
+def test_copy_image_from_the_file_store_to_s3_and_back_and_a_store_that_is_down(srv, token, relay, seaweedfs,
+                                                                                 bucket):
+    member, admin = Api(srv.url, token), Api(srv.url, srv.token("ops", "admin"))
+    data = blob(7 * MIB, 71)  # more than one part
+    image_id = member.create()
+    assert member.upload(image_id, data, **{"X-Image-Meta-Store": "local"}).status_code == 204
+    assert admin.imported(image_id, copy_image("s3"))[0]["status"] == "success"
+    assert admin.delete_copy("local", image_id).status_code == 204
+    task, image = admin.imported(image_id, copy_image("local"))  # and back, read from S3
+    assert task["status"] == "success" and sorted(image["stores"].split(",")) == ["local", "s3"], task
+    assert member.session.get(f"{srv.url}/v2/images/{image_id}/file?prefer=local", timeout=60).content == data
+    assert len(objects(seaweedfs, bucket, image_id)) == 1
+    # a download that prefers a store which is down is served from another copy
+    assert admin.imported(image_id, copy_image("cut"))[0]["status"] == "success"
+    relay.refusing = True
+    relay.cut()
+    try:
+        response = member.session.get(f"{srv.url}/v2/images/{image_id}/file?prefer=cut", timeout=60)
+        assert response.status_code == 200 and response.content == data
+    finally:
+        relay.refusing = False
+    assert member.delete(image_id).status_code == 204
+    time.sleep(5.1)  # every worker's cached health of store cut expires (the next test writes there)
+    assert seaweedfs.keys_after_cleanup(bucket, "", image_id) == []
 
 
 def test_unreachable_store_is_a_clear_503_and_never_a_hang(srv, token, relay, seaweedfs, bucket):

@@ -229,9 +229,10 @@ def request_head(method: str, path: str, token: str | None = None, headers=(), h
 
 
 class RawUpload:
-    """A PUT whose body the test sends piece by piece; the response is read in the background."""
+    """A PUT (to /file, or to /stage with ``path="stage"``) whose body the test sends piece by
+    piece; the response is read in the background."""
 
-    def __init__(self, srv, token, image_id, content_length=None, chunked=False, extra=()):
+    def __init__(self, srv, token, image_id, content_length=None, chunked=False, extra=(), path="file"):
         headers = [("Content-Type", "application/octet-stream"), *extra]
         if chunked:
             headers.append(("Transfer-Encoding", "chunked"))
@@ -239,7 +240,7 @@ class RawUpload:
             headers.append(("Content-Length", str(content_length)))
         self.chunked = chunked
         self.sock = socket.create_connection(("127.0.0.1", srv.port), timeout=60)
-        self.sock.sendall(request_head("PUT", f"/v2/images/{image_id}/file", token, headers))
+        self.sock.sendall(request_head("PUT", f"/v2/images/{image_id}/{path}", token, headers))
         self.received = b""
         self.response: RawResponse | None = None
         self.done = threading.Event()

@@ -72,10 +72,10 @@ disk_formats = raw,ami,ari,aki
 build_timeout = 60
 
 [image-feature-enabled]
-# What imagedata offers: the v2 API, os_glance_* reserved, sha512 hashes; no import, locations,
-# conversion, format enforcement, HTTP store or store weights.
+# What imagedata offers: the v2 API, interoperable import, os_glance_* reserved, sha512 hashes;
+# no locations, conversion, format enforcement, HTTP store or store weights.
 api_v2 = true
-import_image = false
+import_image = true
 os_glance_reserved = true
 manage_locations = false
 image_conversion = false

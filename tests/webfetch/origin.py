@@ -61,6 +61,20 @@ class Origin:
         scheme = "https" if self.server.tls else "http"
         return f"{scheme}://{host}:{self.port}{path}"
 
+    def configure(self, data: bytes | None = None, etag: str = '"v1"', **faults) -> Origin:
+        """Serve ``data`` with these faults from now on and forget what was logged (tests that
+        share one origin); handlers stalled by the previous faults are let go."""
+        with self.lock:
+            self.stopping.set()
+            self.stopping = threading.Event()
+            if data is not None:
+                self.data = data
+            self.etag, self.faults = etag, Faults(**faults)
+            self.connections.clear()
+            self.requests.clear()
+            self.bytes_sent = self.resets = 0
+        return self
+
     def start(self) -> Origin:
         """Serve in a background thread."""
         self.thread.start()

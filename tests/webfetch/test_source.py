@@ -42,6 +42,16 @@ def test_resets_every_4_mib_are_resumed_with_range(origins, data, chunked):
     assert all(r["headers"]["If-Range"] == '"v1"' for r in origin.requests[1:])
 
 
+@pytest.mark.parametrize("validators", [True, False], ids=["etag", "no-validators"])
+def test_a_reset_before_the_first_byte_is_a_new_start_not_a_restart(origins, data, validators):
+    origin = origins(data, reset_every=0, resets=1, validators=validators)
+    with open_url(origin.url(), allowing(origin), idle_timeout=5) as source:
+        got, restarts = read_all(source)
+        assert source.restarts == 0
+    assert got == data and restarts == []
+    assert len(origin.connections) == 2
+
+
 def test_a_changed_file_after_a_reset_starts_over(origins, data):
     new = data[::-1]
     origin = origins(data, reset_every=4 * MIB, resets=1, changed=(new, '"v2"'))
@@ -68,7 +78,7 @@ def test_without_validators_a_reset_starts_over(origins, data):
 
 
 def test_restarts_are_bounded(origins, data):
-    origin = origins(data, reset_every=2 * MIB, ignore_range=True)
+    origin = origins(data, reset_every=2 * MIB, ignore_range=True, sndbuf=SNDBUF)
     with open_url(origin.url(), allowing(origin), idle_timeout=5, max_restarts=2, backoff=0.01) as source:
         with pytest.raises(SourceUnstable, match="start over 2 times"):
             read_all(source)

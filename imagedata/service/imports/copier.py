@@ -28,7 +28,8 @@ class Expected:
 
     size: int | None = None
     md5: str | None = None
-    digest: str | None = None  # in the service's os_hash_algo
+    digest: str | None = None
+    algo: str | None = None  # of ``digest``: the image's os_hash_algo (None: the service's)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,8 +52,10 @@ def copy_into(store: Store, att: Attempt, source: Callable, expected: Expected, 
               heartbeat: Heartbeat, progress: Callable[[int], None] = lambda n: None) -> Copied:
     """Write the pieces ``source(settle)`` yields as the attempt's object in ``store`` and
     commit it (``settle`` lets a source that reuses its buffers wait for the digests); any
-    failure aborts the writer (what it left is removed) and raises."""
+    failure aborts the writer (what it left is removed) and raises. The digest is taken in
+    ``expected.algo`` when the image records one (an algorithm changed since keeps its own)."""
     image = att.image
+    hash_algo = expected.algo or hash_algo
     writer = store.open_writer(image.id, att.attempt, expected.size)
     try:
         lifecycle.record_writer(att, writer.state, store.store_id)

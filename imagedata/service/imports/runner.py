@@ -12,20 +12,21 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from typing import Callable
+from typing import Callable, Collection
 
 from imagedata.db import UNAVAILABLE_ERRORS, database
-from imagedata.errors import ImageDataError, ImageDataUnavailable
+from imagedata.errors import Conflict, Gone, ImageDataError, ImageDataUnavailable
 from imagedata.models import Image
 from imagedata.service import Services, lifecycle, locations, tasks
 from imagedata.service.download import open_copy
 from imagedata.service.heartbeat import Heartbeat
 from imagedata.service.imports import convert
-from imagedata.service.imports.copier import Copied, Expected, copy_into
+from imagedata.service.imports.copier import Copied, DataMismatch, Expected, copy_into
 from imagedata.service.lifecycle import Attempt
-from imagedata.service.webfetch.errors import SourceRestarted
+from imagedata.service.webfetch.errors import SourceRestarted, SourceTooLarge
 from imagedata.service.webfetch.policy import FetchPolicy
 from imagedata.service.webfetch.source import open_url
+from imagedata.stores.base import DataMissing
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,9 @@ def run(svc: Services, job: ImportJob, att: Attempt) -> bool:
                 log.exception("import task %s of image %s failed", job.task_id, job.image_id)
         finally:
             heartbeat.stop()
-        active = lifecycle.end_import(svc, att, failure)
+        # Glance: a copy-image whose stores must all succeed removes the copies it made
+        revert = job.stores if failure is not None and job.must_succeed and job.method == "copy-image" else ()
+        active = lifecycle.end_import(svc, att, failure, revert)
         succeeded = failure is None or (active and not job.must_succeed)
         _finish(job, succeeded, failure)
         return succeeded
@@ -86,7 +89,7 @@ def _copy_everywhere(svc: Services, job: ImportJob, att: Attempt, heartbeat: Hea
     if job.method == "copy-image" or image.status != "importing" or not convert.wanted(target, image):
         return _copy_to_stores(svc, job, att, heartbeat, None)
     for _ in range(MAX_RESTARTS + 1):
-        pieces, close = _source(svc, job, att, [], Expected())
+        pieces, close, _ = _source(svc, job, att, [], Expected())
         try:
             with convert.converted(svc.settings.data_dir, att, pieces(None), target, heartbeat,
                                    _progress_reporter(job.task_id, "the conversion area")) as (path, _):
@@ -103,12 +106,16 @@ def _copy_to_stores(svc: Services, job: ImportJob, att: Attempt, heartbeat: Hear
                     converted_path: str | None) -> str | None:
     """Copy into each target store in turn; returns why the import failed, or None."""
     image = att.image
+    made = [copy for copy in locations.copies_of(image.id) if copy.status == "active"]
+    done = [copy.store for copy in made]
     expected = Expected()
     if job.method == "copy-image":
-        expected = Expected(image.size, image.checksum, image.os_hash_value)
+        expected = Expected(image.size, image.checksum, image.os_hash_value, image.os_hash_algo)
     elif job.method == "glance-direct" and converted_path is None:
         expected = Expected(size=image.size)
-    done = [copy.store for copy in locations.copies_of(image.id) if copy.status == "active"]
+    elif made and converted_path is None:
+        # a web-download taken over after its first copy: the others are read from it
+        expected = Expected(made[0].size, image.checksum, image.os_hash_value, image.os_hash_algo)
     failures = []
     for store_id in job.stores:
         if store_id in done:  # taken over after this store was done
@@ -120,11 +127,12 @@ def _copy_to_stores(svc: Services, job: ImportJob, att: Attempt, heartbeat: Hear
             raise
         except (ImageDataError, OSError) + UNAVAILABLE_ERRORS as exc:
             if not lifecycle.still_holds(image.id, att.attempt):
-                raise  # deleted, or taken over: nothing more to do here
+                raise _lost(image.id) from exc  # deleted, or taken over: nothing more to do here
             lifecycle.import_copy_failed(svc, att, store_id)
-            failures.append(f"{store_id}: {_reason(exc)}")
+            why = _quota_named(exc, att)
+            failures.append(f"{store_id}: {why}")
             log.warning("import task %s: the copy of image %s to store %s failed: %s", job.task_id, image.id,
-                        store_id, _reason(exc))
+                        store_id, why)
             if job.must_succeed:
                 return "; ".join(failures)
             continue
@@ -139,47 +147,84 @@ def _copy_to_stores(svc: Services, job: ImportJob, att: Attempt, heartbeat: Hear
     return "; ".join(failures) or None
 
 
+def _lost(image_id: str) -> ImageDataError:
+    """Why an import that no longer holds its image stops (not what its source did then)."""
+    if lifecycle.deleted_error(image_id) is not None:  # Glance: "Image has been deleted, aborting import."
+        return Gone(f"Image {image_id} was deleted during its import; the import stopped.")
+    return Conflict(f"The import of image {image_id} lost its hold on the image (another host took it over).")
+
+
+def _quota_named(exc: BaseException, att: Attempt) -> str:
+    """Why a copy failed; a web source cut at what is left of the project's quota says so."""
+    if isinstance(exc, SourceTooLarge) and att.quota_limit is not None and att.quota_limit < att.limit:
+        return (f"Image exceeds the storage quota: {exc.message} The limit is what is left of the project's "
+                "image_size_total quota.")
+    return _reason(exc)
+
+
 def _all_done(job: ImportJob, done: list[str]) -> bool:
     return all(store_id in done for store_id in job.stores)
 
 
 def _copy_one(svc: Services, job: ImportJob, att: Attempt, store, expected: Expected, done: list[str],
               heartbeat: Heartbeat, converted_path: str | None) -> Copied:
-    """One store's copy, from the right source; a web source that changed starts it over."""
+    """One store's copy, from the right source; a web source that changed starts it over, and
+    a copy whose bytes are not the image's is passed over for the next one."""
     progress = _progress_reporter(job.task_id, store.store_id)
-    for _ in range(MAX_RESTARTS + 1):
+    restarts, passed_over = 0, set()
+    while True:
+        read_from = None
         if converted_path is not None:
             source, close = (lambda settle: convert.file_pieces(converted_path)), (lambda: None)
         else:
-            source, close = _source(svc, job, att, done, expected)
+            source, close, read_from = _source(svc, job, att, done, expected, passed_over)
         try:
             return copy_into(store, att, source, expected, hash_algo=svc.settings.hash_algo, heartbeat=heartbeat,
                              progress=progress)
         except SourceRestarted as restart:
             log.warning("import task %s: %s", job.task_id, restart.message)
+            restarts += 1
+            if restarts > MAX_RESTARTS:
+                raise ImageDataUnavailable(
+                    f"The source of the import changed {MAX_RESTARTS + 1} times while it was read.") from None
+        except DataMismatch as exc:
+            if read_from is None:
+                raise
+            log.error("image %s: its copy in store %s does not match the image (%s); the copy to store %s reads "
+                      "another copy (run imagedata verify)", att.image.id, read_from, exc.message, store.store_id)
+            passed_over.add(read_from)
         finally:
             close()
-    raise ImageDataUnavailable(f"The source of the import changed {MAX_RESTARTS + 1} times while it was read.")
 
 
-def _source(svc: Services, job: ImportJob, att: Attempt, done: list[str], expected: Expected
-            ) -> tuple[Callable, Callable[[], None]]:
-    """(pieces(settle), close) of where this copy reads: the staged data, the URL, or a copy."""
+def _source(svc: Services, job: ImportJob, att: Attempt, done: list[str], expected: Expected,
+            passed_over: Collection[str] = ()) -> tuple[Callable, Callable[[], None], str | None]:
+    """(pieces(settle), close, the store of the copy read or None) of where this copy reads:
+    the staged data, the URL, or an active copy in a store not ``passed_over``."""
     image = att.image
     if job.method == "glance-direct":
         staged = next((c for c in locations.copies_of(image.id) if c.status == "staged"), None)
-        if staged is None:
-            raise ImageDataUnavailable("The staged data of the image is gone: stage it again.")
-        reader = svc.stores.staging.open_range(image.id, staged.attempt, 0, staged.size)
-        return (lambda settle: iter(reader)), reader.close
+        try:
+            if staged is None:
+                raise DataMissing(image.id)
+            reader = svc.stores.staging.open_range(image.id, staged.attempt, 0, staged.size)
+        except DataMissing:
+            raise ImageDataUnavailable("The staged data of the image is gone: stage it again.") from None
+        return (lambda settle: iter(reader)), reader.close, None
     if job.method == "web-download" and not done:
         limit = att.limit if att.quota_limit is None else min(att.limit, att.quota_limit)
         remote = open_url(job.uri, FetchPolicy.from_settings(svc.settings), svc.settings.web_download_idle_timeout,
                           max_bytes=limit)
-        return (lambda settle: remote.pieces(svc.settings.chunk_size, settle)), remote.close
-    copies = [c for c in locations.copies_of(image.id) if c.status == "active"]
-    _, reader = open_copy(svc, image, copies, [], 0, expected.size if expected.size is not None else image.size)
-    return (lambda settle: iter(reader)), reader.close
+        return (lambda settle: remote.pieces(svc.settings.chunk_size, settle)), remote.close, None
+    copies = [c for c in locations.copies_of(image.id) if c.status == "active" and c.store not in passed_over]
+    if not copies and passed_over:
+        raise ImageDataUnavailable(f"No copy of the image matches its checksum (passed over: "
+                                   f"{', '.join(sorted(passed_over))}).")
+    # An import still `importing` records the size only once every store has its copy: the
+    # copy read here is checked against the size its own import verified.
+    source_image = Image(**{**image.__data__, "size": expected.size})
+    store, reader = open_copy(svc, source_image, copies, [], 0, expected.size)
+    return (lambda settle: iter(reader)), reader.close, store.store_id
 
 
 def _progress_reporter(task_id: str, store_id: str) -> Callable[[int], None]:
@@ -200,9 +245,9 @@ def _begin(task_id: str) -> None:
 
 def _finish(job: ImportJob, succeeded: bool, failure: str | None) -> None:
     try:
-        if succeeded:
+        if succeeded:  # Glance: the last progress message ("Copied 15 MiB") stays
             tasks.finish_task(job.task_id, "success", result={"image_id": job.image_id},
-                              message=f"Some stores failed: {failure}" if failure else "")
+                              message=f"Some stores failed: {failure}" if failure else None)
         else:
             tasks.finish_task(job.task_id, "failure", message=failure or "The import failed.")
     except (ImageDataError,) + UNAVAILABLE_ERRORS as exc:

@@ -215,6 +215,9 @@ class RemoteSource:
 
     def _resume(self) -> None:
         """Continue from ``position`` on a new connection, or start over (SourceRestarted)."""
+        if not self.position:  # nothing was given yet: a new first request, nothing to discard
+            self._begin(self._request(0))
+            return
         if not self._validator():
             self._restart("the server sends neither ETag nor Last-Modified, so the rest of the data cannot "
                           "be proven to belong to the same file")
