@@ -9,9 +9,10 @@ every server then copies. A server starts in 3 to 6 s.
 
 Identity without Keystone: each request names its caller in ``X-Auth-Token:
 <user>:<project>:<role>[,<role>...]`` (``token()`` builds one; glance_auth.py reads it) and
-Glance's own default policies decide. Images live in ``<root>/images-<store>/<image id>``
-(``data_path``), so a test can alter stored bytes behind Glance's back. Stopped by the pid
-of the gunicorn master the test started.
+Glance's own default policies decide. Or behind a real Keystone: given a ``[keystone_authtoken]``
+section, Glance runs its own Keystone pipeline (keystonemiddleware, then its context filter).
+Images live in ``<root>/images-<store>/<image id>`` (``data_path``), so a test can alter stored
+bytes behind Glance's back. Stopped by the pid of the gunicorn master the test started.
 
 Usable by any test module: ``Glance(tmp_folder).start()`` ... ``stop()``.
 """
@@ -79,7 +80,7 @@ filesystem_store_datadir = {root}/tasks/
 connection = sqlite:///{database}
 
 [paste_deploy]
-flavor = testtoken
+flavor = {flavor}
 config_file = {root}/etc/glance-api-paste.ini
 
 [oslo_policy]
@@ -89,16 +90,22 @@ enforce_new_defaults = true
 
 [wsgi]
 task_pool_threads = 4
-"""
+
+{authtoken}"""
 
 PASTE_INI = """\
 [composite:glance-api-testtoken]
 paste.composite_factory = glance.api:root_app_factory
 /: api
 
+[composite:glance-api-keystone]
+paste.composite_factory = glance.api:root_app_factory
+/: api
+
 [composite:api]
 paste.composite_factory = glance.api:pipeline_factory
 testtoken = versionnegotiation testtoken rootapp
+keystone = versionnegotiation authtoken context rootapp
 
 [composite:rootapp]
 paste.composite_factory = glance.api:root_app_factory
@@ -116,6 +123,13 @@ paste.filter_factory = glance.api.middleware.version_negotiation:VersionNegotiat
 
 [filter:testtoken]
 paste.filter_factory = glance_auth:TestTokenContext.factory
+
+[filter:authtoken]
+paste.filter_factory = keystonemiddleware.auth_token:filter_factory
+delay_auth_decision = true
+
+[filter:context]
+paste.filter_factory = glance.api.middleware.context:ContextMiddleware.factory
 """
 
 
@@ -123,8 +137,9 @@ class Glance:
     """One Glance API served by gunicorn from the cached virtualenv; stopped by pid."""
 
     def __init__(self, root, venv: str | None = None, size_cap: int = 1 << 40, quota: str = "0",
-                 workers: int = 1, threads: int = 8):
+                 workers: int = 1, threads: int = 8, keystone_authtoken: str | None = None):
         self.root = str(root)
+        self.authtoken = keystone_authtoken  # a [keystone_authtoken] section: Glance's Keystone pipeline
         self.venv = venv or ensure_venv()
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -146,7 +161,9 @@ class Glance:
         with open(os.path.join(self.root, "etc", "glance-api.conf"), "w") as f:
             f.write(GLANCE_CONF.format(root=self.root, url=self.url, size_cap=self.size_cap, quota=self.quota,
                                        backends=", ".join(f"{s}:file" for s in STORES), default=STORES[0],
-                                       store_sections=sections, database=self.database))
+                                       store_sections=sections, database=self.database,
+                                       flavor="keystone" if self.authtoken else "testtoken",
+                                       authtoken=self.authtoken or ""))
         with open(os.path.join(self.root, "etc", "glance-api-paste.ini"), "w") as f:
             f.write(PASTE_INI)
         with open(os.path.join(self.root, "etc", "policy.yaml"), "w") as f:
@@ -167,6 +184,14 @@ class Glance:
             shutil.copyfile(building, f"{template}.{os.getpid()}")
             os.replace(f"{template}.{os.getpid()}", template)
         return template
+
+    def load_metadefs(self, folder: str) -> "Glance":
+        """Load the metadata definition files of ``folder`` into the database (``glance-manage db
+        load_metadefs``), as a deployment does."""
+        toolvenv.run_tool([os.path.join(self.venv, "bin", "glance-manage"), "--config-file",
+                           os.path.join(self.root, "etc", "glance-api.conf"), "db", "load_metadefs", "--path", folder],
+                          "run glance-manage db load_metadefs", GlanceSetupError, timeout=300, cwd=self.root)
+        return self
 
     def start(self, timeout: float = 90.0) -> "Glance":
         """Start gunicorn and wait until GET /versions answers."""

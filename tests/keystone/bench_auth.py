@@ -19,9 +19,9 @@ import tempfile
 import requests
 
 from tests.e2e.server import Server
-from tests.keystone.conftest import AUTHTOKEN_CONF, populate
+from tests.keystone.conftest import populate
 from tests.keystone.identity import Identity
-from tests.keystone.keystone_server import REGION, Keystone, ensure_venv
+from tests.keystone.keystone_server import Keystone, authtoken_section, ensure_venv
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "bench"))
 from loadtest import parse_wrk  # noqa: E402  (bench/ is a folder of scripts, not a package)
@@ -60,8 +60,7 @@ def main() -> int:
         users = populate(identity, "bench-service-password")
         config = os.path.join(root, "authtoken.conf")
         with open(config, "w") as f:
-            f.write(AUTHTOKEN_CONF.format(auth_url=keystone.auth_url, password="bench-service-password",
-                                          region=REGION, cache_seconds=300))
+            f.write(authtoken_section(keystone.auth_url, "imagedata", "bench-service-password"))
         token_server = Server(os.path.join(root, "token"))
         keystone_server = Server(os.path.join(root, "ks"), IMAGEDATA_AUTH="keystone",
                                  IMAGEDATA_KEYSTONE_CONFIG=config)

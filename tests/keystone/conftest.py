@@ -16,25 +16,11 @@ from tests.e2e.server import Server
 from tests.helpers import skip_or_fail
 from tests.keystone.identity import Identity, User
 from tests.keystone.keystone_server import (KEYSTONE_VERSION, REGION, Keystone, KeystoneSetupError,
-                                            ensure_venv)
+                                            authtoken_section, ensure_venv)
 
 # How long imagedata trusts a validated token without asking Keystone again (token_cache_time).
 CACHE_SECONDS = 6
 SIZE_CAP = 8 << 20
-
-AUTHTOKEN_CONF = """\
-[keystone_authtoken]
-auth_type = password
-auth_url = {auth_url}
-www_authenticate_uri = {auth_url}
-username = imagedata
-password = {password}
-project_name = service
-user_domain_name = Default
-project_domain_name = Default
-region_name = {region}
-token_cache_time = {cache_seconds}
-"""
 
 
 @dataclasses.dataclass
@@ -67,8 +53,7 @@ def cloud(tmp_path_factory):
     config_path = str(root / "keystone-authtoken.conf")
     service_password = secrets.token_hex(12)
     with open(config_path, "w") as f:
-        f.write(AUTHTOKEN_CONF.format(auth_url=keystone.auth_url, password=service_password, region=REGION,
-                                      cache_seconds=CACHE_SECONDS))
+        f.write(authtoken_section(keystone.auth_url, "imagedata", service_password, CACHE_SECONDS))
     server = Server(root / "srv", IMAGEDATA_AUTH="keystone", IMAGEDATA_KEYSTONE_CONFIG=config_path,
                     GUNICORN_CMD_ARGS="--workers 1", IMAGEDATA_IMAGE_SIZE_CAP=SIZE_CAP)
     identity = Identity(keystone.auth_url, keystone.admin_password)

@@ -64,6 +64,28 @@ expiration = 7200
 """
 
 
+AUTHTOKEN_CONF = """\
+[keystone_authtoken]
+auth_type = password
+auth_url = {auth_url}
+www_authenticate_uri = {auth_url}
+username = {username}
+password = {password}
+project_name = service
+user_domain_name = Default
+project_domain_name = Default
+region_name = {region}
+token_cache_time = {cache_seconds}
+"""
+
+
+def authtoken_section(auth_url: str, username: str, password: str, cache_seconds: int = 300) -> str:
+    """The ``[keystone_authtoken]`` section of a service whose user ``username`` (``service`` role in
+    the ``service`` project) validates tokens at ``auth_url``."""
+    return AUTHTOKEN_CONF.format(auth_url=auth_url, username=username, password=password, region=REGION,
+                                 cache_seconds=cache_seconds)
+
+
 class Keystone:
     """One Keystone served by gunicorn from the cached virtualenv; stopped by pid."""
 

@@ -125,6 +125,33 @@ def collect(events: list[dict]) -> dict[str, TestResult]:
     return results
 
 
+def by_status(results: dict[str, TestResult]) -> dict[str, list[str]]:
+    """The test ids of each outcome, sorted."""
+    grouped: dict[str, list[str]] = {}
+    for test_id, result in sorted(results.items()):
+        grouped.setdefault(result.status, []).append(test_id)
+    return grouped
+
+
+def skips_by_class(results: dict[str, TestResult], package: str = "tempest.api.image.v2.") -> set[tuple[str, int, str]]:
+    """The skipped tests as (class under ``package``, how many, Tempest's reason)."""
+    counts: dict[tuple[str, str], int] = {}
+    for test_id, result in results.items():
+        if result.status == "skip":
+            key = (test_id.rsplit(".", 1)[0].removeprefix(package), result.reason)
+            counts[key] = counts.get(key, 0) + 1
+    return {(cls, count, reason) for (cls, reason), count in counts.items()}
+
+
+def summary(results: dict[str, TestResult], elapsed: float) -> str:
+    """One line of counts by outcome, then one line per skipped test with Tempest's reason."""
+    grouped = by_status(results)
+    lines = [f"Tempest {len(results)} image tests in {elapsed:.0f} s: "
+             + ", ".join(f"{len(ids)} {status}" for status, ids in sorted(grouped.items()))]
+    lines += [f"  skipped {test_id}: {results[test_id].reason}" for test_id in grouped.get("skip", [])]
+    return "\n".join(lines)
+
+
 class Workspace:
     """One Tempest workspace in ``root`` for a Keystone and the image service in its catalog."""
 

@@ -16,7 +16,7 @@ import pytest
 from tests.e2e.server import Server
 from tests.helpers import skip_or_fail
 from tests.keystone.keystone_server import REGION
-from tests.keystone.tempest_run import TempestSetupError, Workspace, ensure_tempest_venv
+from tests.keystone.tempest_run import TempestSetupError, Workspace, ensure_tempest_venv, skips_by_class, summary
 from tests.metadefs.glance_files import GlanceFilesUnavailable, glance_metadefs_dir
 
 CATALOG_TYPE = "image-tempest"
@@ -87,13 +87,7 @@ def test_tempest_image_api(cloud, image_service, tempest_venv, tmp_path):
     workspace = Workspace(tmp_path, tempest_venv, cloud.keystone.auth_url, cloud.identity.admin_password, REGION,
                           CATALOG_TYPE).write()
     results, elapsed = workspace.run(SELECTION, CONCURRENCY)
-    by_status: dict[str, list[str]] = {}
-    for test_id, result in sorted(results.items()):
-        by_status.setdefault(result.status, []).append(test_id)
-    print(f"\nTempest {len(results)} image tests in {elapsed:.0f} s: "
-          + ", ".join(f"{len(ids)} {status}" for status, ids in sorted(by_status.items())))
-    for test_id in by_status.get("skip", []):
-        print(f"  skipped {test_id}: {results[test_id].reason}")
+    print("\n" + summary(results, elapsed))
     assert len(results) > 90, f"Tempest ran {len(results)} tests; see {workspace.log()}"
     failed = {test_id for test_id, result in results.items() if result.status not in ("success", "skip")}
     unexpected = sorted(failed - set(EXPECTED_FAILURES))
@@ -104,8 +98,4 @@ def test_tempest_image_api(cloud, image_service, tempest_venv, tmp_path):
     assert not passing, f"these now pass: remove them from EXPECTED_FAILURES: {passing}"
     missing = sorted(set(EXPECTED_FAILURES) - set(results))
     assert not missing, f"EXPECTED_FAILURES names tests Tempest did not run: {missing}"
-    skipped: dict[tuple[str, str], int] = {}
-    for test_id in by_status.get("skip", []):
-        key = (test_id.rsplit(".", 1)[0].removeprefix("tempest.api.image.v2."), results[test_id].reason)
-        skipped[key] = skipped.get(key, 0) + 1
-    assert {(cls, count, reason) for (cls, reason), count in skipped.items()} == EXPECTED_SKIPS
+    assert skips_by_class(results) == EXPECTED_SKIPS
