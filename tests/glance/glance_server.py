@@ -1,4 +1,4 @@
-"""The real OpenStack Glance for the tests: its own cached virtualenv, SQLite, two file stores, gunicorn.
+"""The real OpenStack Glance for the tests: its own cached virtualenv, SQLite, file stores, gunicorn.
 
 The virtualenv (glance and gunicorn, pinned by constraints.txt) is built once and kept under
 ``~/.cache/imagedata/glance-venv-<version>-<hash>`` (or ``$IMAGEDATA_GLANCE_VENV``): measured
@@ -12,7 +12,10 @@ Identity without Keystone: each request names its caller in ``X-Auth-Token:
 Glance's own default policies decide. Or behind a real Keystone: given a ``[keystone_authtoken]``
 section, Glance runs its own Keystone pipeline (keystonemiddleware, then its context filter).
 Images live in ``<root>/images-<store>/<image id>`` (``data_path``), so a test can alter stored
-bytes behind Glance's back. Stopped by the pid of the gunicorn master the test started.
+bytes behind Glance's back. The file stores (``stores``: fast and slow unless given; the first is
+the default) and the interoperable import methods offered (``import_methods``) are chosen per
+server; staged data goes to Glance's staging store ``os_glance_staging_store`` in
+``<root>/staging``. Stopped by the pid of the gunicorn master the test started.
 
 Usable by any test module: ``Glance(tmp_folder).start()`` ... ``stop()``.
 """
@@ -31,7 +34,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 GLANCE_VERSION = "33.0.0"
 REQUIREMENTS = (f"glance=={GLANCE_VERSION}", "gunicorn==27.0.1")
 CONSTRAINTS = os.path.join(HERE, "constraints.txt")
-STORES = ("fast", "slow")  # Glance's enabled_backends (file stores); the first is the default
+STORES = ("fast", "slow")  # Glance's enabled_backends (file stores) by default; the first is the default store
+IMPORT_METHODS = ("glance-direct", "web-download", "copy-image")  # enabled_import_methods by default
 
 
 class GlanceSetupError(ToolSetupError):
@@ -65,7 +69,7 @@ enabled_backends = {backends}
 show_image_direct_url = false
 show_multiple_locations = false
 public_endpoint = {url}
-enabled_import_methods = [glance-direct,web-download,copy-image]
+enabled_import_methods = [{import_methods}]
 
 [glance_store]
 default_backend = {default}
@@ -137,8 +141,10 @@ class Glance:
     """One Glance API served by gunicorn from the cached virtualenv; stopped by pid."""
 
     def __init__(self, root, venv: str | None = None, size_cap: int = 1 << 40, quota: str = "0",
-                 workers: int = 1, threads: int = 8, keystone_authtoken: str | None = None):
+                 workers: int = 1, threads: int = 8, keystone_authtoken: str | None = None,
+                 stores: tuple[str, ...] = STORES, import_methods: tuple[str, ...] = IMPORT_METHODS):
         self.root = str(root)
+        self.stores, self.import_methods = stores, import_methods
         self.authtoken = keystone_authtoken  # a [keystone_authtoken] section: Glance's Keystone pipeline
         self.venv = venv or ensure_venv()
         self.port = free_port()
@@ -149,18 +155,19 @@ class Glance:
         self.log_path = os.path.join(self.root, "gunicorn.log")
         self.proc = None
 
-    def data_path(self, image_id: str, store: str = STORES[0]) -> str:
-        """The file Glance keeps an image's data in (file store ``store``)."""
-        return os.path.join(self.root, f"images-{store}", image_id)
+    def data_path(self, image_id: str, store: str | None = None) -> str:
+        """The file Glance keeps an image's data in (file store ``store``, by default the default store)."""
+        return os.path.join(self.root, f"images-{store or self.stores[0]}", image_id)
 
     def setup(self) -> "Glance":
         """Write the configuration and give the server an empty, migrated database."""
-        for folder in ("etc", "staging", "tasks", *(f"images-{s}" for s in STORES)):
+        for folder in ("etc", "staging", "tasks", *(f"images-{s}" for s in self.stores)):
             os.makedirs(os.path.join(self.root, folder), exist_ok=True)
-        sections = "".join(f"\n[{s}]\nfilesystem_store_datadir = {self.root}/images-{s}/\n" for s in STORES)
+        sections = "".join(f"\n[{s}]\nfilesystem_store_datadir = {self.root}/images-{s}/\n" for s in self.stores)
         with open(os.path.join(self.root, "etc", "glance-api.conf"), "w") as f:
             f.write(GLANCE_CONF.format(root=self.root, url=self.url, size_cap=self.size_cap, quota=self.quota,
-                                       backends=", ".join(f"{s}:file" for s in STORES), default=STORES[0],
+                                       backends=", ".join(f"{s}:file" for s in self.stores), default=self.stores[0],
+                                       import_methods=",".join(self.import_methods),
                                        store_sections=sections, database=self.database,
                                        flavor="keystone" if self.authtoken else "testtoken",
                                        authtoken=self.authtoken or ""))

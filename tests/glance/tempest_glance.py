@@ -8,7 +8,11 @@ It starts a Keystone 30 (keystone_server.py) and a Glance 33 (glance_server.py) 
 mode: Glance's own Keystone pipeline (keystonemiddleware, then Glance's context filter), a
 ``[keystone_authtoken]`` section for a ``glance`` service user, Glance's metadata definition files
 loaded as a deployment loads them, and Glance in Keystone's catalog under the service type that
-tests/keystone/test_tempest.py gives imagedata. Tempest then runs with the same tempest.conf,
+tests/keystone/test_tempest.py gives imagedata. Glance offers interoperable import as imagedata's
+run does: the same import methods (``TEMPEST_IMPORT_METHODS``: glance-direct and copy-image;
+web-download is not offered, so nothing is fetched from the internet) and file stores with the
+same ids as the test server's ``IMAGEDATA_STORES`` (the first is the default), plus Glance's
+staging store ``os_glance_staging_store``. Tempest then runs with the same tempest.conf,
 selection and concurrency as imagedata's pinned run (tempest_run.py, test_tempest.py).
 
 It prints the counts by outcome, each skipped test with Tempest's reason, how the skips differ
@@ -24,13 +28,20 @@ import secrets
 import sys
 import tempfile
 
+from imagedata.config import parse_stores
+from tests.e2e.server import Server
 from tests.glance.glance_server import Glance
 from tests.keystone import keystone_server
 from tests.keystone.identity import Identity
 from tests.keystone.keystone_server import REGION, Keystone, authtoken_section
 from tests.keystone.tempest_run import TestResult, Workspace, ensure_tempest_venv, skips_by_class, summary
-from tests.keystone.test_tempest import CATALOG_TYPE, CONCURRENCY, EXPECTED_SKIPS, SELECTION
+from tests.keystone.test_tempest import CATALOG_TYPE, CONCURRENCY, EXPECTED_SKIPS, SELECTION, TEMPEST_IMPORT_METHODS
 from tests.metadefs.glance_files import glance_metadefs_dir
+
+
+def imagedata_store_ids(root: str) -> tuple[str, ...]:
+    """The store ids of imagedata's Tempest server (``IMAGEDATA_STORES`` of tests/e2e/server.py), in order."""
+    return tuple(store.store_id for store in parse_stores(Server(root).env["IMAGEDATA_STORES"]))
 
 
 def run_against_glance(root: str, regex: str) -> tuple[dict[str, TestResult], float]:
@@ -43,8 +54,11 @@ def run_against_glance(root: str, regex: str) -> tuple[dict[str, TestResult], fl
         identity = Identity(keystone.auth_url, keystone.admin_password)
         password = secrets.token_hex(12)
         identity.create_user("glance", password, "service", identity.create_project("service"), ["service"])
-        glance = Glance(os.path.join(root, "glance"), keystone_authtoken=authtoken_section(
-            keystone.auth_url, "glance", password)).setup().load_metadefs(glance_metadefs_dir()).start()
+        glance = Glance(os.path.join(root, "glance"),
+                        keystone_authtoken=authtoken_section(keystone.auth_url, "glance", password),
+                        stores=imagedata_store_ids(os.path.join(root, "imagedata")),
+                        import_methods=tuple(TEMPEST_IMPORT_METHODS.split(",")))
+        glance.setup().load_metadefs(glance_metadefs_dir()).start()
         identity.register_image_service(glance.url, REGION, service_type=CATALOG_TYPE)
         workspace = Workspace(os.path.join(root, "tempest"), tempest_venv, keystone.auth_url,
                               keystone.admin_password, REGION, CATALOG_TYPE).write()
