@@ -66,9 +66,10 @@ def import_task(ours, image_id, request_id):
     return found[0] if found else None
 
 
-def timed_import(bench, image_id, body, landed):
-    """POST the import and watch it; return (seconds until ``landed(image)``, seconds until its
-    task succeeded). Raises RuntimeError when the import is refused or ends otherwise."""
+def timed_import(bench, image_id, body, landed, until_task):
+    """POST the import and watch it; return the seconds from the POST until ``landed(image)``
+    (or, with ``until_task``, until its task succeeded too). Raises RuntimeError when the import
+    is refused or ends otherwise."""
     ours, timeout, label = bench.ours, bench.timeout, f"{body['method']['name']} of {image_id}"
     started = time.perf_counter()
     resp = ours.api("POST", f"/v2/images/{image_id}/import", body)
@@ -77,32 +78,31 @@ def timed_import(bench, image_id, body, landed):
     request_id = resp.headers.get("x-openstack-request-id")
     image = poll(lambda: image_record(ours, image_id), lambda im: landed(im) or not im.get(TASK_PROPERTY),
                  timeout, label)
-    landed_after = time.perf_counter() - started
+    seconds = time.perf_counter() - started
     task = poll(lambda: import_task(ours, image_id, request_id),
                 lambda t: t is not None and t["status"] in ("success", "failure"), timeout, f"task of {label}")
-    ended_after = time.perf_counter() - started
     if task["status"] != "success" or not landed(image):
         raise RuntimeError(f"{label} ended with task {task['status']}: {task.get('message')!r}; image status "
                            f"{image.get('status')!r}, stores {image.get('stores')!r}")
-    return landed_after, ended_after
+    return time.perf_counter() - started if until_task else seconds
 
 
-def web_download_once(bench):
-    """One verified web-download of the source into a new image; MiB/s or None after a problem."""
-    ours = bench.ours
+def import_once(bench, make_image, body, landed, until_task, verify):
+    """Make an image (``make_image()``), time one import of it (``timed_import``), check it
+    (``verify(image_id)``, a list of problems) and delete it; MiB/s, or None after a problem."""
+    ours, method = bench.ours, body["method"]["name"]
     try:
-        image_id = ours.create_image()
+        image_id = make_image()
     except (RuntimeError, rawhttp.HTTPFailure) as exc:
-        bench.results.problem(f"import: could not create an image: {exc}")
+        bench.results.problem(f"import: {method}: could not prepare the image: {exc}")
         return None
-    body = {"method": {"name": "web-download", "uri": source_url(bench)}}
     phases.settle(bench)
     try:
-        with bench.rss_phase("import web-download", ours):
-            seconds, _ = timed_import(bench, image_id, body, lambda image: image.get("status") == "active")
-        problems = ours.verify_image(image_id, FILE_STORE)
+        with bench.rss_phase(f"import {method}", ours):
+            seconds = timed_import(bench, image_id, body, landed, until_task)
+        problems = verify(image_id)
     except (RuntimeError, rawhttp.HTTPFailure) as exc:
-        problems, seconds = [f"import: web-download failed: {exc}"], None
+        problems, seconds = [f"import: {method} failed: {exc}"], None
     finally:
         ours.discard_upload(image_id)
     for text in problems:
@@ -110,9 +110,20 @@ def web_download_once(bench):
     return None if problems else phases.rate(bench.source.size, seconds)
 
 
+def web_download_once(bench):
+    """A new image imports the source from nginx into the file store: timed until ``active``."""
+    body = {"method": {"name": "web-download", "uri": source_url(bench)}}
+    return import_once(bench, bench.ours.create_image, body, lambda image: image.get("status") == "active",
+                       False, lambda image_id: bench.ours.verify_image(image_id, FILE_STORE))
+
+
 def read_back_copy(bench, image_id):
-    """Remove the file store's copy and download the image from the S3 copy alone (verified)."""
+    """Check the record, remove the file store's copy and download the image from the S3 copy
+    alone (compared with the source); return a list of problems."""
     ours = bench.ours
+    problems = ours.verify_image(image_id, f"{FILE_STORE},{S3_STORE}")
+    if problems:
+        return problems
     resp = ours.api("DELETE", f"/v2/stores/{FILE_STORE}/{image_id}")
     if resp.status != 204:
         return [f"import: DELETE the {FILE_STORE} copy of {image_id} -> {resp.status} {resp.body[:200]!r}"]
@@ -121,27 +132,11 @@ def read_back_copy(bench, image_id):
 
 
 def copy_image_once(bench):
-    """One copy-image of an active file-store image to S3 (read back after); MiB/s or None."""
-    ours = bench.ours
-    try:
-        image_id = ours.upload_active()
-    except (RuntimeError, rawhttp.HTTPFailure) as exc:
-        bench.results.problem(f"import: could not upload the image to copy: {exc}")
-        return None
+    """An image active in the file store is copied to S3: timed until listed there and the task succeeded."""
     body = {"method": {"name": "copy-image"}, "stores": [S3_STORE]}
-    phases.settle(bench)
-    try:
-        with bench.rss_phase("import copy-image", ours):
-            _, seconds = timed_import(bench, image_id, body,
-                                      lambda image: S3_STORE in image.get("stores", "").split(","))
-        problems = ours.verify_image(image_id, f"{FILE_STORE},{S3_STORE}") or read_back_copy(bench, image_id)
-    except (RuntimeError, rawhttp.HTTPFailure) as exc:
-        problems, seconds = [f"import: copy-image failed: {exc}"], None
-    finally:
-        ours.discard_upload(image_id)
-    for text in problems:
-        bench.results.problem(text)
-    return None if problems else phases.rate(bench.source.size, seconds)
+    return import_once(bench, bench.ours.upload_active, body,
+                       lambda image: S3_STORE in image.get("stores", "").split(","), True,
+                       lambda image_id: read_back_copy(bench, image_id))
 
 
 def measure_import(bench, run):
