@@ -10,7 +10,8 @@ from pathlib import Path
 import loadtest
 
 BENCH_DIR = Path(__file__).resolve().parent
-PHASE_NAMES = ("hash", "uploads", "downloads", "ranges", "concurrency", "s3", "cache", "get-image")
+PHASE_NAMES = ("hash", "uploads", "downloads", "ranges", "concurrency", "s3", "cache", "import",
+               "get-image")
 UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 

@@ -374,14 +374,7 @@ def measure_s3(bench, run):
             with bench.rss_phase("upload s3", ours):
                 value = upload_once(bench, ours, chunked=False)
         else:
-            settle(bench)
-            try:
-                key, seconds = peer.put()
-                value = rate(bench.source.size, seconds)
-                peer.delete(key)
-            except RuntimeError as exc:
-                bench.results.problem(f"seaweedfs: S3 PUT failed: {exc}")
-                value = None
+            value = peer_put_once(bench, peer)
         bench.results.add("s3_upload_cl", target.name, run, value)
     for target in ordered([ours, peer], run):
         if target is ours:
@@ -395,3 +388,15 @@ def measure_s3(bench, run):
                 bench.results.problem(f"seaweedfs: S3 GET failed: {exc}")
                 value = None
         bench.results.add("s3_download_full", target.name, run, value)
+
+
+def peer_put_once(bench, peer):
+    """SeaweedFS's own multipart PUT of the source (boto3), then its object removed; MiB/s or None."""
+    settle(bench)
+    try:
+        key, seconds = peer.put()
+        peer.delete(key)
+    except RuntimeError as exc:
+        bench.results.problem(f"seaweedfs: S3 PUT failed: {exc}")
+        return None
+    return rate(bench.source.size, seconds)

@@ -41,6 +41,8 @@ METRICS = {
     "s3big_download": ("S3 store: download, whole image, {big}", "MiB/s"),
     "cache_first": ("S3 store + cache: first download (fills the cache)", "MiB/s"),
     "cache_hit": ("S3 store + cache: second download (from the cache)", "MiB/s"),
+    "import_web": ("import web-download from nginx, POST to active (nginx: curl)", "MiB/s"),
+    "import_copy_s3": ("import copy-image file store -> S3, POST to success", "MiB/s"),
 }
 
 # (name, metric, numerator target, denominator (metric, target), goal op, goal value)
@@ -67,6 +69,12 @@ RATIOS = [
     ("ours/S3", "s3_download_full", "ours", ("s3_download_full", "seaweedfs"), ">=", 0.8),
     ("ours/S3", "cache_first", "ours", ("cache_first", "seaweedfs"), None, None),
     ("ours/nginx", "cache_hit", "ours", ("cache_hit", "nginx"), ">=", 0.95),
+    # Issue 27 asks for these side by side, without a goal: curl -o /dev/null of the same URL, and
+    # SeaweedFS's own PUT of the same file.
+    ("ours/nginx", "import_web", "ours", ("import_web", "nginx"), None, None),
+    ("ours/S3", "import_copy_s3", "ours", ("import_copy_s3", "seaweedfs"), None, None),
+    # web-download computes both digests as an upload does: the hash limit bounds it too.
+    ("ours/hash", "import_web", "ours", ("hash_md5_sha512", "ours"), None, None),
     ("S3/file", "s3_upload_cl", "ours", ("upload_cl", "ours"), None, None),
     ("S3/file", "s3_download_full", "ours", ("download_full", "ours"), None, None),
 ]
@@ -136,7 +144,7 @@ def compute_absolute_goals(figures, rss):
     return out
 
 
-SINGLE_PHASES = ("upload", "download", "range")
+SINGLE_PHASES = ("upload", "download", "range", "import")
 
 
 def rss_growths(rss):

@@ -40,6 +40,7 @@ from pathlib import Path
 sys.path.append(str(Path(__file__).resolve().parent.parent))
 
 import cachephase  # noqa: E402
+import importphase  # noqa: E402
 import loadtest  # noqa: E402
 import phases  # noqa: E402
 import report  # noqa: E402
@@ -56,7 +57,8 @@ from testkit.ports import LOOPBACK  # noqa: E402
 PHASES = {"hash": phases.measure_hash, "uploads": phases.measure_uploads,
           "downloads": phases.measure_downloads, "ranges": phases.measure_ranges,
           "concurrency": phases.measure_concurrency, "s3": phases.measure_s3,
-          "cache": cachephase.measure_cache, "get-image": loadtest.measure_metadata}
+          "cache": cachephase.measure_cache, "import": importphase.measure_import,
+          "get-image": loadtest.measure_metadata}
 
 
 class Bench:
@@ -157,6 +159,9 @@ def start_everything(opts, group, workdir):
                  "upstreams": [f"{LOOPBACK}:{ours_server.port}"]}
     nginx = servers.NginxServer(group, workdir, accel)
     nginx.write_config()
+    if "import" in opts.phases:  # web-download from this nginx, unless --service-env says otherwise
+        ours_server.env.update({name: value for name, value in importphase.service_env(nginx.port).items()
+                                if name not in service_env})
     source = make_source(nginx.files_dir / "image.bin", opts.size)
     print("bench: starting nginx and imagedata", flush=True)
     nginx.start()

@@ -135,14 +135,19 @@ class ImageApiTarget:
         """Check the PUT status and the image record's size, checksum and multihash."""
         if status != 204:
             return [f"{self.name}: PUT file -> {status} (want 204)"]
+        return self.verify_image(image_id, self.store)
+
+    def verify_image(self, image_id, stores=None):
+        """Check that the image is active with the source's size, checksum and multihash (and,
+        when given, exactly these ``stores``); return a list of problems."""
         resp = self.api("GET", f"/v2/images/{image_id}")
         if resp.status != 200:
-            return [f"{self.name}: GET image after upload -> {resp.status}"]
+            return [f"{self.name}: GET image {image_id} -> {resp.status}"]
         image = resp.json()
         want = {"status": "active", "size": self.source.size, "checksum": self.source.md5,
                 "os_hash_algo": self.hash_algo, "os_hash_value": self.source.digest(self.hash_algo)}
-        if self.store:
-            want["stores"] = self.store
+        if stores:
+            want["stores"] = stores
         return [f"{self.name}: image {key} = {image.get(key)!r}, want {value!r}"
                 for key, value in want.items() if image.get(key) != value]
 
@@ -157,15 +162,20 @@ class ImageApiTarget:
         except rawhttp.HTTPFailure as exc:
             self.delete_problems.append(f"{self.name}: DELETE image failed: {exc}")
 
-    def prepare_download(self):
-        """Upload the source once (verified) and keep it as the download image."""
+    def upload_active(self):
+        """Upload the source into a new image (verified); return its id or raise RuntimeError."""
         upload = self.start_upload()
         with open(self.source.path, "rb") as fobj:
             resp = rawhttp.upload(self.addr, upload.path, fobj, self.source.size, upload.headers)
         problems = self.verify_upload(upload.handle, resp.status)
         if problems:
+            self.discard_upload(upload.handle)
             raise RuntimeError("; ".join(problems))
-        self.download_id = upload.handle
+        return upload.handle
+
+    def prepare_download(self):
+        """Upload the source once (verified) and keep it as the download image."""
+        self.download_id = self.upload_active()
 
     def cleanup(self):
         """Delete the download image (for servers whose state outlives the benchmark)."""

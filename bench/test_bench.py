@@ -161,6 +161,20 @@ def test_table_renders():
     assert doc["goals"]["rss single rise 32MiB"]["met"] and "rss concurrent growth 32MiB" not in doc["goals"]
 
 
+def test_import_rows_show_their_references_and_ratios_without_a_goal():
+    figures = {"import_web": {"ours": [500.0], "nginx": [2000.0]},
+               "import_copy_s3": {"ours": [90.0], "seaweedfs": [120.0]}}
+    rss = {"phases": {"import copy-image@32MiB": {"max_growth_mb": 23.0, "max_rise_mb": 22.0}}}
+    doc = report.build_document({}, figures, rss, [], [], [])
+    assert doc["ratios"]["import_web"]["ours/nginx"]["median"] == 0.25
+    assert doc["ratios"]["import_copy_s3"]["ours/S3"]["median"] == 0.75
+    assert "goal" not in doc["ratios"]["import_web"]["ours/nginx"]
+    assert doc["goals"]["rss single rise 32MiB"]["met"]  # an import moves one image: the RSS goal holds
+    text = report.render_table(doc, {"tail": "1MiB", "middle": "8MiB", "uploads": 4, "big": "0B"})
+    web = next(line for line in text.splitlines() if line.startswith("import web-download"))
+    assert "2000" in web and "0.25" in web and "MISSED" not in web and "met" not in web
+
+
 def test_download_buffer_and_range(server):
     sink = rawhttp.BufferSink(len(DATA))
     resp = rawhttp.download(server, "/data", sink)
