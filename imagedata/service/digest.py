@@ -84,6 +84,34 @@ class _HashThread:
             self.thread.join()
 
 
+class OneDigest:
+    """One digest of a stream in a helper thread: ``md5`` or a supported ``os_hash_algo``.
+
+    A cache fill checks its copy against one recorded digest (the strongest the record has);
+    an upload, which records both, needs ``ParallelDigest``.
+    """
+
+    def __init__(self, algorithm: str, depth: int = 4, nice: int = HASH_NICE):
+        self.algorithm = "md5" if algorithm == "md5" else check_algorithm(algorithm)
+        digest = hashlib.md5(usedforsecurity=False) if self.algorithm == "md5" else hashlib.new(self.algorithm)
+        self._worker = _HashThread(self.algorithm, digest, depth, threading.Condition(), nice)
+
+    def update(self, data) -> None:
+        """Queue one buffer (blocks when the digest falls ``depth`` buffers behind)."""
+        self._worker.queue.put(data)
+
+    def finish(self) -> str:
+        """Wait for the digest and return it in hex."""
+        self.close()
+        if self._worker.error is not None:
+            raise self._worker.error
+        return self._worker.digest.hexdigest()
+
+    def close(self) -> None:
+        """Stop the helper thread after the buffers already queued (idempotent)."""
+        self._worker.stop()
+
+
 class ParallelDigest:
     """md5 and ``algorithm`` (sha512 by default) over the same buffers, in two helper threads."""
 

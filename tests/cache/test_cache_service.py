@@ -2,6 +2,7 @@
 bytes and failures each test chooses (the end-to-end suite runs it on SeaweedFS)."""
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import os
@@ -119,11 +120,17 @@ def test_concurrent_misses_share_one_read_of_the_store(cache):
     assert store.reads == [(0, len(data))]
 
 
-def test_bytes_that_fail_verification_are_never_cached_and_the_answers_are_cut(cache):
+@pytest.mark.parametrize("recorded", ["both", "md5-only", "os_hash-only"])
+def test_bytes_that_fail_verification_are_never_cached_and_the_answers_are_cut(cache, recorded):
+    """A fill checks the strongest digest the record has: os_hash_value, else the md5 checksum."""
     data = os.urandom(MIB)
     swapped = bytearray(data)
     swapped[-1] ^= 1  # the same size: only the digests can tell
     image, store = facts(data), Store(bytes(swapped))
+    if recorded == "md5-only":
+        image = dataclasses.replace(image, os_hash_algo=None, os_hash_value=None)
+    elif recorded == "os_hash-only":
+        image = dataclasses.replace(image, checksum=None)
     place, reader = cache.open(image, 0, len(data), store.source)
     received = bytearray()
     with pytest.raises(ImageDataUnavailable):

@@ -15,7 +15,7 @@ from imagedata.errors import ImageDataError
 from imagedata.service.cache.index import CacheIndex
 from imagedata.service.cache.layout import (MODE_BAD, MODE_VERIFIED, Layout, create_partial, is_locked, publish,
                                             reserve_disk, try_lock, unlink_quiet, unlock, write_all)
-from imagedata.service.digest import ParallelDigest
+from imagedata.service.digest import OneDigest
 from imagedata.stores.base import DataMissing, DataReader
 from imagedata.stores.writeback import Flusher
 
@@ -116,26 +116,26 @@ class Fill:
 
     def _copy(self) -> None:
         image = self.image
-        algorithm = image.os_hash_algo if image.os_hash_algo in HASH_ALGORITHMS else "sha512"
-        digest, flusher = ParallelDigest(algorithm), Flusher(self.fd, WRITEBACK_BYTES)
+        algorithm, wanted, named = _check_against(image)
+        digest = OneDigest(algorithm) if wanted else None
+        flusher = Flusher(self.fd, WRITEBACK_BYTES)
         try:
             for piece in self.reader:
                 write_all(self.fd, piece)
-                digest.update(piece)
+                if digest is not None:
+                    digest.update(piece)
                 self.written += len(piece)
                 flusher.advance(self.written)
                 self._notify()
         finally:
             self.reader.close()
             flusher.stop()
-            digest.close()
+            if digest is not None:
+                digest.close()
         if self.written != image.size:
             raise FillFailed("corrupt", f"the store gave {self.written} bytes, the image has {image.size}")
-        md5, other = digest.finish()
-        if image.checksum and md5 != image.checksum:
-            raise FillFailed("corrupt", "md5 (checksum) does not match the image's")
-        if image.os_hash_value and image.os_hash_algo in HASH_ALGORITHMS and other != image.os_hash_value:
-            raise FillFailed("corrupt", f"{image.os_hash_algo} does not match the image's os_hash_value")
+        if digest is not None and digest.finish() != wanted:
+            raise FillFailed("corrupt", f"{algorithm} does not match the image's {named}")
         os.fchmod(self.fd, MODE_VERIFIED)  # followers may now send the last bytes
         self._notify()
 
@@ -151,6 +151,15 @@ class Fill:
             self.layout.remove(self.image.id)
         self.index.release(self.image.id)
         metrics.count_cache_fill(reason)
+
+
+def _check_against(image: ImageFacts) -> tuple[str, str | None, str]:
+    """The one digest a fill computes and compares: the image's ``os_hash_value`` when its
+    algorithm is known (a collision-resistant digest: md5 beside it would add no assurance and
+    cost a core-second per GiB), else its md5 ``checksum``; (algorithm, wanted or None, field)."""
+    if image.os_hash_value and image.os_hash_algo in HASH_ALGORITHMS:
+        return image.os_hash_algo, image.os_hash_value, "os_hash_value"
+    return "md5", image.checksum or None, "checksum"
 
 
 def begin_fill(layout: Layout, index: CacheIndex, limit: int, image: ImageFacts,
