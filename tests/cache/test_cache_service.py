@@ -81,6 +81,14 @@ def wait_cached(cache, image_id, timeout=10.0):
         time.sleep(0.01)
 
 
+def wait_settled(cache, image_id, timeout=10.0):
+    """Until the image's fill (running in its own thread) has ended, whatever its outcome."""
+    deadline = time.monotonic() + timeout
+    while image_id in cache.fills:
+        assert time.monotonic() < deadline, "the fill did not end in time"
+        time.sleep(0.01)
+
+
 @pytest.fixture
 def cache(tmp_path):
     made = ImageCache(str(tmp_path / "cache"), 8 * MIB)
@@ -138,7 +146,7 @@ def test_bytes_that_fail_verification_are_never_cached_and_the_answers_are_cut(c
             received += piece
     reader.close()
     assert bytes(received) == data[:-1]  # everything but the last byte, which is held back
-    time.sleep(0.1)
+    wait_settled(cache, image.id)
     assert not cache.is_cached(image.id) and cache.entries() == [] and cache.layout.partial_ids() == []
 
 
@@ -242,7 +250,7 @@ def test_drop_during_a_fill_leaves_nothing_cached(cache):
     assert cache.drop(image.id)
     assert b"".join(reader) == data
     reader.close()
-    time.sleep(0.1)
+    wait_settled(cache, image.id)
     assert not cache.is_cached(image.id) and cache.usage().used_bytes == 0
 
 
