@@ -1,5 +1,6 @@
 """Import faults through a real gunicorn: a staging store that is full or missing, staged data
-lost before its import, an image deleted while its web-download runs, and a host killed while
+lost before its import, an image deleted while its web-download runs, a web-download past the
+project's quota, and a host killed while
 it stages and imports (then `imagedata recover` and `imagedata scrub`).
 
 Each case ends the same way: a clear answer (never a 500, never a path), the image back in
@@ -14,7 +15,8 @@ import time
 import pytest
 
 from tests.faults.helpers import RawUpload, assert_no_path, files_of, scrub, usage
-from tests.imports.helpers import GLANCE_DIRECT, MIB, NO_SUCH_ID, Api, blob, stalled_web_download, wait_for
+from tests.imports.helpers import (GLANCE_DIRECT, MIB, NO_SUCH_ID, Api, blob, stalled_web_download, wait_for,
+                                   web_download)
 
 pytestmark = pytest.mark.e2e
 
@@ -137,6 +139,23 @@ def test_delete_during_a_web_download(server, member, origin):
         time.sleep(0.1)
     assert task["status"] == "failure" and "was deleted during its import" in task["message"], task
     assert files_of(server, image_id) == [] and scrub(server)[:2] == (0, 0)
+    assert "Traceback" not in server.log()
+
+
+def test_a_web_download_past_the_quota_fails_and_leaves_nothing(server, origin):
+    """The fetched bytes count against the project's image_size_total as an upload's do: the
+    import stops past the quota, its task names it, the image is queued again, usage unchanged."""
+    server.cli("quota", "set", "--project", "pq", "--image-size-total", str(MIB))
+    tight = Api(server.url, server.token("pq", "member,reader"))
+    before = usage(server, tight.session.headers["X-Auth-Token"])
+    origin.configure(blob(4 * MIB, 67))
+    image_id = tight.create()
+    task, image = tight.imported(image_id, web_download(origin.url()))
+    assert task["status"] == "failure" and "quota" in task["message"], task
+    assert (image["status"], image["size"], image["stores"] if "stores" in image else None) == ("queued", None, None)
+    assert origin.bytes_sent < 4 * MIB  # cut past the quota, not read to its end
+    assert tight.delete(image_id).status_code == 204  # the image itself counts in image_count_total
+    assert_nothing_left(server, tight, image_id, before)
     assert "Traceback" not in server.log()
 
 
