@@ -291,6 +291,39 @@ def test_an_index_of_another_layout_is_replaced_and_its_copies_removed(tmp_path)
 
 
 @pytest.mark.parametrize("corrupt", [True, False])
+def test_a_fill_that_ends_while_its_follower_looks_still_gives_its_verdict(cache, monkeypatch, corrupt):
+    """The fill ends (bad bytes: the file marked and removed; good ones: renamed) between the
+    follower's look at the file's mode and its look at whether the fill still runs: bad bytes
+    are still cut (found by a CI run: the last byte came from the store), good ones still served."""
+    from imagedata.service.cache import readers
+
+    running = readers.FillFollower._fill_running
+
+    def after_the_fill_ended(follower):
+        wait_settled(cache, follower.image_id)
+        return running(follower)
+
+    monkeypatch.setattr(readers.FillFollower, "_fill_running", after_the_fill_ended)
+    data = os.urandom(MIB)
+    served = bytearray(data)
+    served[-1] ^= corrupt
+    image, store = facts(data), Store(bytes(served), delay=0.001)
+    place, reader = cache.open(image, 0, len(data), store.source)
+    received = bytearray()
+    try:
+        if corrupt:
+            with pytest.raises(ImageDataUnavailable):
+                for piece in reader:
+                    received += piece
+            # Cut: never the store's bad last byte (one read of the store, the fill's own).
+            assert data[:-1].startswith(bytes(received)) and len(store.reads) == 1
+        else:
+            assert b"".join(reader) == data
+    finally:
+        reader.close()
+
+
+@pytest.mark.parametrize("corrupt", [True, False])
 def test_a_fill_that_ends_before_its_download_reads_still_gives_its_verdict(cache, monkeypatch, corrupt):
     """The download follows the fill's file even when the fill ended (renamed, or failed and
     removed) before the download opened it: bad bytes are cut, good ones come from the cache."""

@@ -99,6 +99,13 @@ class FillFollower:
             if mode == MODE_BAD:
                 raise ImageDataUnavailable("The image data does not match its checksum and cannot be served.")
             if not self._fill_running():
+                # The fill may have ended between the look at the mode above and this one:
+                # its verdict is on the file (verified: read on; bad bytes: cut the answer).
+                mode = stat.S_IMODE(os.fstat(self.fd).st_mode)
+                if mode == MODE_VERIFIED:
+                    continue
+                if mode == MODE_BAD:
+                    raise ImageDataUnavailable("The image data does not match its checksum and cannot be served.")
                 log.warning("image %s: the cache fill stopped; the rest comes from the store", self.image_id)
                 yield from self._from_store(pos, end)
                 return
