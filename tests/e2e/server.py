@@ -99,8 +99,15 @@ class Server:
         return self.cli("token", "create", "--project", project, "--roles", roles).strip().splitlines()[-1]
 
     def worker_pids(self) -> list[int]:
-        """The gunicorn workers (children of the master we started)."""
-        return child_pids(self.proc.pid)
+        """The gunicorn workers alive now (children of the master we started). A worker that died
+        but is not yet reaped is left out: until the master reaps it, its exit hooks have not run."""
+        return [pid for pid in child_pids(self.proc.pid) if pid_running(pid)]
+
+    def new_workers(self, old: set[int], count: int = 2) -> set[int] | None:
+        """The workers, once ``count`` run and none of ``old`` is among them; else None. One
+        look at the process table: two looks could each see a different moment."""
+        pids = set(self.worker_pids())
+        return pids if len(pids) >= count and not pids & old else None
 
     def store_files(self) -> list[str]:
         """Every file in the server's stores."""

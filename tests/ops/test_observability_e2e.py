@@ -56,7 +56,7 @@ def test_metrics_across_workers_deaths_reloads_restarts_and_commands(start_serve
         pid = lease_pid()
         os.kill(pid, signal.SIGKILL)
         assert upload.status() is None
-        _wait(lambda: len(srv.worker_pids()) == 2 and pid not in srv.worker_pids())
+        _wait(lambda: srv.new_workers({pid}))
         samples = scrape(srv.url, admin)
         assert value(samples, "imagedata_uploads_in_flight") == 0
         assert value(samples, "imagedata_http_requests_total", **NOT_FOUND) == 30
@@ -64,7 +64,7 @@ def test_metrics_across_workers_deaths_reloads_restarts_and_commands(start_serve
         # A reload replaces every worker: the totals are still there.
         old = set(srv.worker_pids())
         srv.proc.send_signal(signal.SIGHUP)
-        _wait(lambda: len(set(srv.worker_pids())) == 2 and not set(srv.worker_pids()) & old)
+        _wait(lambda: srv.new_workers(old))
         _misses(srv, token, 5)
         assert value(scrape(srv.url, admin), "imagedata_http_requests_total", **NOT_FOUND) == 35
 

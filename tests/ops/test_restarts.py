@@ -113,9 +113,8 @@ class Traffic:
 def _wait_new_workers(srv, old: set, timeout: float = 30) -> set:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        current = set(srv.worker_pids())
-        if len(current) == 2 and not current & old:
-            # New workers answer once their app is loaded.
+        current = srv.new_workers(old)
+        if current:
             return current
         time.sleep(0.1)
     raise AssertionError(f"workers were not replaced: {old} -> {srv.worker_pids()}")

@@ -106,7 +106,7 @@ class Cluster:
         before = set(host.worker_pids())
         os.kill(host.proc.pid, signal.SIGHUP)
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and (set(host.worker_pids()) & before or len(host.worker_pids()) < 2):
+        while time.monotonic() < deadline and not host.new_workers(before):
             time.sleep(0.2)
         return {"old_workers_left": len(set(host.worker_pids()) & before)}
 
