@@ -5,7 +5,7 @@ active copy in a remote store (the database decides first), and a copy serves on
 its fill verified; ``forget_gone`` also removes such images' copies and queue entries, every
 ``SWEEP_SECONDS`` in each worker and before the cache is listed, and restarts the fetches
 of queued images that are not cached yet. Nothing here writes the image records or their
-copies (lifecycle.py and locations.py own them): the cache only follows them.
+copies (the lifecycle package and locations.py own them): the cache only follows them.
 """
 from __future__ import annotations
 
