@@ -2,6 +2,7 @@
 and the documentation in docs/ builds with Sphinx, warnings as errors, and names every setting."""
 from __future__ import annotations
 
+import glob
 import io
 import os
 import re
@@ -38,7 +39,7 @@ def test_readme_is_short_and_its_links_lead_to_pages():
 def test_every_setting_the_service_reads_is_documented():
     documented = read("docs/configuration.rst")
     names = set()
-    for path in ("imagedata/config.py", "imagedata/app.py", "gunicorn.conf.py"):
+    for path in (*glob.glob("imagedata/config/*.py", root_dir=REPO), "imagedata/app.py", "gunicorn.conf.py"):
         names |= set(re.findall(r"\"(IMAGEDATA_[A-Z0-9_]+)\"", read(path)))
     replaced = {"IMAGEDATA_WORKERS", "IMAGEDATA_THREADS", "IMAGEDATA_WORKER_TIMEOUT", "IMAGEDATA_GRACEFUL_TIMEOUT",
                 "IMAGEDATA_ACCESS_LOG", "IMAGEDATA_FORWARDED_ALLOW_IPS"}
