@@ -19,6 +19,7 @@ class Heartbeat:
         self.attempt = attempt
         self.interval = interval
         self.lost = False
+        self.on_lost: list = []  # called from the heartbeat's thread when the lease is found gone
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._run, name="lease-heartbeat", daemon=True)
         self.thread.start()
@@ -34,8 +35,10 @@ class Heartbeat:
                 return
 
     def _renew(self) -> None:
-        if not lifecycle.renew(self.image_id, self.attempt):
+        if not lifecycle.renew(self.image_id, self.attempt) and not self.lost:
             self.lost = True
+            for stop in self.on_lost:  # e.g. a web source waiting for its server: cut it now
+                stop()
 
     def check(self) -> None:
         """Raise 410 or 409 if the heartbeat found the lease gone."""

@@ -142,6 +142,30 @@ def test_delete_during_a_web_download(server, member, origin):
     assert "Traceback" not in server.log()
 
 
+def test_a_stalled_web_download_is_cut_soon_after_its_image_is_deleted(start_server, origin):
+    """A server that stops sending does not hold the import's connection and thread until the
+    idle timeout (here 120 s) once the image is deleted: the next heartbeat (1 s here) cuts it."""
+    srv = start_server("cut", IMAGEDATA_WEB_DOWNLOAD_ALLOWED_HOSTS=f"127.0.0.1:{origin.port}",
+                       IMAGEDATA_WEB_DOWNLOAD_IDLE_TIMEOUT=120, IMAGEDATA_UPLOAD_IDLE_TIMEOUT=4,
+                       IMAGEDATA_UPLOAD_LEASE_SECONDS=6, IMAGEDATA_LOG_LEVEL="INFO")
+    member, admin = Api(srv.url, srv.token("p1", "member,reader")), Api(srv.url, srv.token("ops", "admin"))
+    image_id = stalled_web_download(member, origin, blob(4 * MIB, 67), 2 * MIB)
+    task_id = member.show(image_id)["os_glance_import_task"]
+    deleted = time.monotonic()
+    assert member.delete(image_id).status_code == 204
+    deadline = deleted + 30
+    while True:  # (the origin stays stalled all along)
+        task = admin.session.get(f"{admin.url}/v2/tasks/{task_id}", timeout=10).json()
+        if task["status"] == "failure" or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    took = time.monotonic() - deleted
+    assert task["status"] == "failure" and "was deleted during its import" in task["message"], task
+    assert took < 10, f"the stalled download held on for {took:.1f} s after the delete"
+    assert files_of(srv, image_id) == [] and scrub(srv)[:2] == (0, 0)
+    assert "Traceback" not in srv.log()
+
+
 def test_a_web_download_past_the_quota_fails_and_leaves_nothing(server, origin):
     """The fetched bytes count against the project's image_size_total as an upload's do: the
     import stops past the quota, its task names it, the image is queued again, usage unchanged."""

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import ipaddress
 import random
+import threading
+import time
 
 import pytest
 
 from imagedata.config import AllowedHost
-from imagedata.service.webfetch import FetchPolicy, SourceRestarted
+from imagedata.service.webfetch import FetchPolicy, SourceCut, SourceRestarted
 from tests.webfetch.origin import Origin
 
 MIB = 1 << 20
@@ -55,3 +57,16 @@ def read_all(source, buffer_size: int = MIB) -> tuple[bytes, list]:
         if not count:
             return bytes(out), reasons
         out += buffer[:count]
+
+
+def assert_cut_stops_a_stalled_read(source, first: int) -> None:
+    """With the server silent after ``first`` bytes, a cut from another thread ends the waiting
+    read at once (not at the idle timeout) with SourceCut, never as the end of the data."""
+    assert len(source.read(first)) == first
+    threading.Timer(0.3, source.cut).start()
+    started = time.monotonic()
+    with pytest.raises(SourceCut, match=f"stopped after {first} bytes"):
+        source.read(MIB)
+    assert time.monotonic() - started < 5
+    with pytest.raises(SourceCut):  # and it stays cut: nothing reconnects
+        source.read(1)

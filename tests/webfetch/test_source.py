@@ -11,7 +11,7 @@ import pytest
 from imagedata.service.digest import ParallelDigest
 from imagedata.service.webfetch import (ConnectionLost, IdleTimeout, RemoteHTTPError, SourceRestarted,
                                         SourceTooLarge, SourceUnstable, open_url)
-from tests.webfetch.conftest import MIB, allowing, read_all
+from tests.webfetch.conftest import MIB, allowing, assert_cut_stops_a_stalled_read, read_all
 
 # A reset drops what the server's kernel still held unsent, as a crashed server does; a
 # small send buffer keeps that loss small, so the byte count measures the fetcher.
@@ -199,3 +199,12 @@ def test_credentials_are_sent_to_their_own_origin_only(origins, data):
     assert [r["path"] for r in first.requests] == [first.requests[0]["path"], "/image"]
     assert all(r["headers"]["Authorization"] == "Basic YWxpY2U6czNjcmV0" for r in first.requests)
     assert "Authorization" not in other.requests[0]["headers"]
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["length", "chunked"])
+def test_a_cut_from_another_thread_stops_a_stalled_read_at_once(origins, data, chunked):
+    origin = origins(data, stall_after=MIB, chunked=chunked)
+    with open_url(origin.url(), allowing(origin), idle_timeout=60) as source:
+        assert_cut_stops_a_stalled_read(source, MIB)
+    assert len(origin.connections) == 1
+

@@ -10,7 +10,7 @@ import pytest
 from imagedata.config import parse_allowed_hosts
 from imagedata.service.webfetch import FetchPolicy, TLSFailed, open_url
 from tests.helpers import skip_or_fail
-from tests.webfetch.conftest import read_all
+from tests.webfetch.conftest import MIB, assert_cut_stops_a_stalled_read, read_all
 
 NAME = "images.test"
 
@@ -63,3 +63,14 @@ def test_the_certificate_must_match_the_name(tls_origin, certificate):
     policy = FetchPolicy(allowed_hosts=parse_allowed_hosts("X", f"127.0.0.1:{tls_origin.port}"), tls_context=trusting)
     with pytest.raises(TLSFailed, match="IP address mismatch"):
         open_url(tls_origin.url(), policy, idle_timeout=2)
+
+
+def test_a_cut_stops_a_stalled_https_read_at_once(origins, certificate):
+    """The cut shuts the socket under the TLS layer down: the TLS read waiting on it ends."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*certificate)
+    origin = origins(bytes(4 * MIB), tls=context, stall_after=MIB)
+    trusting = ssl.create_default_context(cafile=str(certificate[0]))
+    with open_url(origin.url(host=NAME), policy_for(origin, tls_context=trusting), idle_timeout=60) as source:
+        assert_cut_stops_a_stalled_read(source, MIB)
+

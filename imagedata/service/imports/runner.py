@@ -89,7 +89,7 @@ def _copy_everywhere(svc: Services, job: ImportJob, att: Attempt, heartbeat: Hea
     if job.method == "copy-image" or image.status != "importing" or not convert.wanted(target, image):
         return _copy_to_stores(svc, job, att, heartbeat, None)
     for _ in range(MAX_RESTARTS + 1):
-        pieces, close, _ = _source(svc, job, att, [], Expected())
+        pieces, close, _ = _source(svc, job, att, heartbeat, [], Expected())
         try:
             with convert.converted(svc.settings.data_dir, att, pieces(None), target, heartbeat,
                                    _progress_reporter(job.task_id, "the conversion area")) as (path, _):
@@ -177,7 +177,7 @@ def _copy_one(svc: Services, job: ImportJob, att: Attempt, store, expected: Expe
         if converted_path is not None:
             source, close = (lambda settle: convert.file_pieces(converted_path)), (lambda: None)
         else:
-            source, close, read_from = _source(svc, job, att, done, expected, passed_over)
+            source, close, read_from = _source(svc, job, att, heartbeat, done, expected, passed_over)
         try:
             return copy_into(store, att, source, expected, hash_algo=svc.settings.hash_algo, heartbeat=heartbeat,
                              progress=progress)
@@ -197,8 +197,8 @@ def _copy_one(svc: Services, job: ImportJob, att: Attempt, store, expected: Expe
             close()
 
 
-def _source(svc: Services, job: ImportJob, att: Attempt, done: list[str], expected: Expected,
-            passed_over: Collection[str] = ()) -> tuple[Callable, Callable[[], None], str | None]:
+def _source(svc: Services, job: ImportJob, att: Attempt, heartbeat: Heartbeat, done: list[str],
+            expected: Expected, passed_over: Collection[str] = ()) -> tuple[Callable, Callable[[], None], str | None]:
     """(pieces(settle), close, the store of the copy read or None) of where this copy reads:
     the staged data, the URL, or an active copy in a store not ``passed_over``."""
     image = att.image
@@ -215,6 +215,7 @@ def _source(svc: Services, job: ImportJob, att: Attempt, done: list[str], expect
         limit = att.limit if att.quota_limit is None else min(att.limit, att.quota_limit)
         remote = open_url(job.uri, FetchPolicy.from_settings(svc.settings), svc.settings.web_download_idle_timeout,
                           max_bytes=limit)
+        heartbeat.on_lost.append(remote.cut)  # a deleted image stops a stalled server's download now
         return (lambda settle: remote.pieces(svc.settings.chunk_size, settle)), remote.close, None
     copies = [c for c in locations.copies_of(image.id) if c.status == "active" and c.store not in passed_over]
     if not copies and passed_over:

@@ -7,14 +7,14 @@ is a ``FetchError`` whose message names the reason; URLs in messages and logs go
 ``redact_url``. No Flask here: the import API and its tasks build on this.
 """
 from imagedata.service.webfetch.errors import (ConnectionLost, FetchError, HostNotFound, IdleTimeout, RemoteHTTPError,
-                                               SourceRestarted, SourceTooLarge, SourceUnstable, TLSFailed,
-                                               TooManyRedirects, URLRefused)
+                                               SourceCut, SourceRestarted, SourceTooLarge, SourceUnstable,
+                                               TLSFailed, TooManyRedirects, URLRefused)
 from imagedata.service.webfetch.policy import FetchPolicy, Target
 from imagedata.service.webfetch.redact import redact_url
 from imagedata.service.webfetch.source import RemoteSource, open_url
 
 __all__ = [
     "ConnectionLost", "FetchError", "FetchPolicy", "HostNotFound", "IdleTimeout", "RemoteHTTPError", "RemoteSource",
-    "SourceRestarted", "SourceTooLarge", "SourceUnstable", "TLSFailed", "Target", "TooManyRedirects", "URLRefused",
-    "open_url", "redact_url",
+    "SourceCut", "SourceRestarted", "SourceTooLarge", "SourceUnstable", "TLSFailed", "Target", "TooManyRedirects",
+    "URLRefused", "open_url", "redact_url",
 ]

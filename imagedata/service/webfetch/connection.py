@@ -121,6 +121,16 @@ class Exchange:
         self.conn.close()
         self.response.close()
 
+    def interrupt(self) -> None:
+        """From another thread: shut the socket down, so that a read waiting on it returns now
+        (the reading thread still closes it). Done on the plain socket under any TLS layer."""
+        sock = self.conn.sock
+        if sock is not None:
+            try:
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            except OSError:  # already closed or never connected
+                pass
+
 
 def _get_once(target: Target, policy: FetchPolicy, headers: dict, timeout: float) -> Exchange:
     conn = connect(target, policy, timeout)

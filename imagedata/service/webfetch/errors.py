@@ -59,6 +59,10 @@ class ConnectionLost(FetchError):
     """The connection kept failing; the retries are spent."""
 
 
+class SourceCut(FetchError):
+    """The download was stopped from outside (its import lost the image): not the server's doing."""
+
+
 class TLSFailed(FetchError):
     """The TLS handshake failed, typically an unverifiable certificate."""
 

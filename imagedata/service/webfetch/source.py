@@ -18,8 +18,8 @@ from typing import Callable, Iterator
 from imagedata import __version__
 from imagedata.service.body import BufferRing
 from imagedata.service.webfetch.connection import Exchange, get, idle_timeout
-from imagedata.service.webfetch.errors import (ConnectionLost, HostNotFound, RemoteHTTPError, SourceRestarted,
-                                               SourceTooLarge, SourceUnstable)
+from imagedata.service.webfetch.errors import (ConnectionLost, HostNotFound, RemoteHTTPError, SourceCut,
+                                               SourceRestarted, SourceTooLarge, SourceUnstable)
 from imagedata.service.webfetch.policy import FetchPolicy
 from imagedata.service.webfetch.redact import redact_url
 
@@ -62,6 +62,7 @@ class RemoteSource:
         self._done = False
         self._failures = 0  # connection failures in a row
         self._since = 0  # position when the current connection started
+        self._cut = False  # set by cut(), from another thread
 
     def open(self) -> RemoteSource:
         """Send the first request; raises the domain errors of ``open_url``."""
@@ -76,10 +77,12 @@ class RemoteSource:
         """
         view = memoryview(buffer)
         while True:
+            self._check_cut()
             if self._exchange is None:
                 if self._done:
                     return 0
                 self._resume()
+                continue  # (a cut() during the reconnect may have missed the new socket)
             want = len(view) if self.max_bytes is None else min(len(view), self.max_bytes + 1 - self.position)
             try:
                 count = self._fill(view[:want])
@@ -87,8 +90,10 @@ class RemoteSource:
                 self.close()
                 raise idle_timeout(self.shown, self.idle_timeout, f"after {self.position} bytes") from None
             except DROPPED as exc:
+                self._check_cut()
                 self._dropped(exc)
                 continue
+            self._check_cut()  # a cut socket reads as the end of the data: it is not
             if not count:
                 if self.size is not None and self.position < self.size:
                     self._dropped(EOFError("the connection closed early"))
@@ -154,6 +159,20 @@ class RemoteSource:
                 yield view[:count]
         finally:
             ring.close()
+
+    def cut(self) -> None:
+        """Stop the download from another thread: a read waiting for the server returns at once
+        and raises SourceCut, as does every later read; nothing reconnects."""
+        self._cut = True  # (set before looking at the socket: readinto looks the other way round)
+        exchange = self._exchange
+        if exchange is not None:
+            exchange.interrupt()
+
+    def _check_cut(self) -> None:
+        if self._cut:
+            self.close()
+            raise SourceCut(f"The download of {self.shown} was stopped after {self.position} bytes: the import "
+                            "no longer holds its image.")
 
     def close(self) -> None:
         """Close the connection; reading again resumes from ``position``."""
@@ -283,6 +302,7 @@ class RemoteSource:
                  self.shown, self.position, _describe(exc))
         if self._failures > 1:
             time.sleep(min(self.backoff * 2 ** (self._failures - 2), 10.0))
+        self._check_cut()
 
 
 def _describe(exc: BaseException) -> str:
