@@ -12,9 +12,11 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import time
 
 import pytest
 
+from tests.faults.helpers import scrub
 from tests.imports.helpers import MIB, Api, blob, copy_image, web_download
 
 pytestmark = pytest.mark.e2e
@@ -22,6 +24,7 @@ pytestmark = pytest.mark.e2e
 TINY = 2 * MIB  # the tmpfs of store ``tiny``
 DATA = blob(3 * MIB, 41)  # does not fit in ``tiny``
 SMALL = blob(MIB // 2, 42)
+BIG = blob(96 * MIB, 43)  # a copy that takes a while: ~0.1 s per store here
 
 
 @pytest.fixture(scope="module")
@@ -146,3 +149,35 @@ def test_a_web_download_into_a_store_that_fills(three, admin3, origin, must):
         assert task["status"] == "success" and image["status"] == "active", task
         assert image["stores"] == "slow" and admin3.data(image_id) == DATA
         assert _usage(admin3) == {**before, "image_size_total": before["image_size_total"] + len(DATA)}
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.02, 0.05, 0.1, 0.2])
+def test_an_image_deleted_while_it_is_copied_leaves_nothing_anywhere(three, admin3, delay):
+    """A delete at any moment of a copy-image (before it starts, mid-copy, while the copy is
+    recorded, after it): 204, then 404; the task ends, failed when the delete met it (done
+    when the copies were made before); no file of the image in any store, nothing for scrub."""
+    image_id = _active(admin3, BIG)
+    response = admin3.start(image_id, copy_image("slow", "tiny", all_stores_must_succeed=False))
+    assert response.status_code == 202, response.text
+    time.sleep(delay)
+    task_id = admin3.tasks(image_id)[0]["id"]
+    assert admin3.delete(image_id).status_code == 204
+    assert admin3.session.get(f"{admin3.url}/v2/images/{image_id}", timeout=10).status_code == 404
+    deadline = time.monotonic() + 30
+    while True:
+        task = admin3.session.get(f"{admin3.url}/v2/tasks/{task_id}", timeout=10).json()
+        if task["status"] in ("success", "failure"):
+            break
+        assert time.monotonic() < deadline, f"the copy did not end after the delete: {task}"
+        time.sleep(0.05)
+    # A copy that met the delete fails (it once ended "success: Some stores failed: ... deleted").
+    if task["status"] == "failure" or "deleted" in (task.get("message") or ""):
+        assert task["status"] == "failure" and "was deleted during its import" in task["message"], task
+    deadline = time.monotonic() + 5
+    while any(_files(three, store, image_id) for store in ("local", "slow", "tiny")):
+        assert time.monotonic() < deadline, {store: _files(three, store, image_id) for store in ("local", "slow")}
+        time.sleep(0.05)
+    orphans, _broken, report = scrub(three)  # (earlier tests of the module leave broken copies on purpose)
+    assert orphans == 0 and image_id not in report, report
+    assert "Traceback" not in three.log()
+

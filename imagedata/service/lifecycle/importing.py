@@ -189,7 +189,10 @@ def end_import(svc: Services, att: Attempt, reason: str | None = None, revert: t
     if image is not None:
         locations.release_copies(svc.stores, att.image.id, dropped)
         locations.release(svc.stores, att.image.id, image.attempt_store, att.attempt, image.attempt_state)
-    active = image is not None and image.status != "importing"
+    # (read before the update: a delete meanwhile shows as `deleted`, which is no success)
+    active = image is not None and image.status == "active" and not image.deleted
+    after = ("" if active else "; another attempt holds the image" if image is None
+             else "; image deleted" if image.deleted else "; image back to queued")
     log.log(logging.INFO if active else logging.WARNING, "import %s of image %s ended%s%s", att.attempt,
-            att.image.id, f" ({reason})" if reason else "", "" if active else "; image back to queued")
+            att.image.id, f" ({reason})" if reason else "", after)
     return rows == 1 and active
