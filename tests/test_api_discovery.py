@@ -213,6 +213,15 @@ def test_info_import_when_import_is_off(client, auth):
     assert response.get_json()["import-methods"]["value"] == []
     created = client.post("/v2/images", json={"name": "x"}, headers=auth)
     assert "OpenStack-image-import-methods" not in created.headers
+    image_id = created.get_json()["id"]
+    staged = client.put(f"/v2/images/{image_id}/stage", data=b"x", headers={**auth, "Accept": "application/json",
+                                                                             "Content-Type": "application/octet-stream"})
+    assert staged.status_code == 404  # as Glance answers with glance-direct off; the message says what to do
+    message = staged.get_json()["message"] if staged.is_json else staged.get_data(as_text=True)
+    assert f"PUT /v2/images/{image_id}/file" in message and "IMAGEDATA_IMPORT_METHODS" in message
+    started = client.post(f"/v2/images/{image_id}/import", json={"method": {"name": "web-download", "uri": "x"}},
+                          headers={**auth, "Accept": "application/json"})
+    assert started.status_code == 400 and "IMAGEDATA_IMPORT_METHODS" in started.get_data(as_text=True)
 
 
 def test_info_usage(client, auth, active):

@@ -18,7 +18,9 @@ bp.before_request(authenticate)
 def stage_data(image_id):
     """PUT /v2/images/{id}/stage: the body streamed into the staging store; 204, image `uploading`."""
     if "glance-direct" not in services().settings.import_methods:
-        raise NotFound("The glance-direct import method is not offered here, so nothing can be staged.")
+        raise NotFound("The glance-direct import method is not offered here, so nothing can be staged: upload "
+                       f"with PUT /v2/images/{image_id}/file instead (an operator offers it by adding "
+                       "glance-direct to IMAGEDATA_IMPORT_METHODS).")
     return receive_data(image_id, stage=True)
 
 

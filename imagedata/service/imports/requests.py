@@ -46,7 +46,8 @@ def parse_method(svc: Services, body) -> tuple[str, str | None]:
         raise BadRequest('Import method name is missing: send {"method": {"name": "<method>"}}.')
     if name not in svc.settings.import_methods:
         offered = ", ".join(svc.settings.import_methods) or "none"
-        raise BadRequest(f"Import method {printable(name)!r} is not offered here (offered: {offered}).")
+        raise BadRequest(f"Import method {printable(name)!r} is not offered here (offered: {offered}; an "
+                         "operator chooses them with IMAGEDATA_IMPORT_METHODS).")
     uri = method.get("uri")
     if name == "web-download":
         if not isinstance(uri, str) or not uri:
