@@ -147,6 +147,14 @@ def test_openstack_create_import_stage_import_copy_and_delete_from_a_store(osc, 
     image = api_show(session, image_id).json()
     assert image["status"] == "active" and image["stores"] == "local" and data_of(session, image_id) == data
 
+    # --disallow-failure: every store must succeed (Glance's revert if one fails)
+    osc("image", "import", image_id, "--method", "copy-image", "--store", "slow", "--disallow-failure", token=admin)
+    wait_image(session, image_id, in_stores("local", "slow"))
+    task = api(server, admin).get(f"{server.url}/v2/images/{image_id}/tasks", timeout=30).json()["tasks"]
+    assert [t["status"] for t in task if t["input"]["import_req"].get("all_stores_must_succeed") is True
+            and t["input"]["import_req"]["method"]["name"] == "copy-image"] == ["success"], task
+    assert data_of(session, image_id) == data
+
 
 def test_sdk_create_image_use_import_and_import_image(server, member, data_file, origin, tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
