@@ -67,7 +67,7 @@ horizon = false
 catalog_type = {catalog_type}
 region = {region}
 endpoint_type = publicURL
-image_caching_enabled = false
+image_caching_enabled = {image_caching}
 disk_formats = raw,ami,ari,aki
 build_timeout = 60
 
@@ -155,10 +155,12 @@ def summary(results: dict[str, TestResult], elapsed: float) -> str:
 class Workspace:
     """One Tempest workspace in ``root`` for a Keystone and the image service in its catalog."""
 
-    def __init__(self, root, venv: str, auth_url: str, admin_password: str, region: str, catalog_type: str):
+    def __init__(self, root, venv: str, auth_url: str, admin_password: str, region: str, catalog_type: str,
+                 caching: bool = False):
         self.root, self.venv = str(root), venv
         self.settings = {"root": self.root, "auth_url": auth_url, "admin_password": admin_password,
-                         "region": region, "catalog_type": catalog_type}
+                         "region": region, "catalog_type": catalog_type,
+                         "image_caching": "true" if caching else "false"}
         self.config = os.path.join(self.root, "etc", "tempest.conf")
 
     def write(self) -> "Workspace":

@@ -31,12 +31,12 @@ TEMPEST_IMPORT_METHODS = "glance-direct,copy-image"
 # Tests expected to fail, each with why (none: every Tempest image test that runs passes).
 EXPECTED_FAILURES: dict[str, str] = {}
 # Skipped by Tempest itself, by class (under tempest.api.image.v2.): how many tests and Tempest's reason.
-# Locations, the cache, store weights, glance-download and web-download (see TEMPEST_IMPORT_METHODS)
-# are not offered; Nova and a second region's image service are not in this cloud; the legacy
+# Locations, store weights, glance-download and web-download (see TEMPEST_IMPORT_METHODS) are not
+# offered; Nova and a second region's image service (the remote cache test) are not in this cloud; the legacy
 # import task test is skipped upstream. glance-direct, copy-image, all_stores and deleting a copy
 # from a store run (ImportImagesTest, ImportCopyImagesTest, MultiStores*).
 EXPECTED_SKIPS = {
-    ("admin.test_image_caching.ImageCachingTest", 2, "Target system is not configured with glance caching"),
+    ("admin.test_image_caching.ImageCachingTest", 1, "No image_remote service to test against"),
     ("admin.test_image_task.ImageTaskCreate", 1, "Skipped until bug: https://launchpad.net/bugs/2030527 is resolved."),
     ("admin.test_images.ImageLocationsAdminTest", 1,
      "ImageLocationsAdminTest skipped as show_multiple_locations is not available"),
@@ -64,11 +64,24 @@ def tempest_venv():
 
 
 @pytest.fixture(scope="module")
-def image_service(cloud, tmp_path_factory):
-    """A second imagedata behind the session's Keystone, in its catalog as ``image-tempest``."""
+def image_service(cloud, seaweedfs, tmp_path_factory):
+    """A second imagedata behind the session's Keystone, in its catalog as ``image-tempest``.
+
+    Its default store, ``s3``, is a SeaweedFS bucket with this host's image cache in front, as
+    a cloud that caches runs it: Tempest's cache test queues an image and waits for its copy
+    (the cache keeps copies of images in remote stores only). ``local`` and ``slow`` are the
+    file stores the multi-store tests also copy into."""
     server = Server(tmp_path_factory.mktemp("imagedata-tempest"), IMAGEDATA_AUTH="keystone",
                     IMAGEDATA_KEYSTONE_CONFIG=cloud.config_path, GUNICORN_CMD_ARGS="--workers 2",
-                    IMAGEDATA_IMPORT_METHODS=TEMPEST_IMPORT_METHODS)
+                    IMAGEDATA_IMPORT_METHODS=TEMPEST_IMPORT_METHODS, **seaweedfs.env())
+    remote = seaweedfs.store_url(seaweedfs.make_bucket("tempest-images"), "images")
+    # Tempest waits for an image's `stores` to equal the sorted list of the stores it asked for;
+    # `stores` lists the copies in the order they were made (as Glance lists its locations),
+    # and an all-stores import copies in the configured order: so the order is alphabetical.
+    server.env.update(IMAGEDATA_STORES=f"local=file://{server.root}/stores/local,s3={remote},"
+                                       f"slow=file://{server.root}/stores/slow",
+                      IMAGEDATA_DEFAULT_STORE="s3", IMAGEDATA_CACHE_DIR=f"{server.root}/cache",
+                      IMAGEDATA_CACHE_MAX_BYTES="1G")
     server.start()
     try:
         try:
@@ -85,7 +98,7 @@ def image_service(cloud, tmp_path_factory):
 
 def test_tempest_image_api(cloud, image_service, tempest_venv, tmp_path):
     workspace = Workspace(tmp_path, tempest_venv, cloud.keystone.auth_url, cloud.identity.admin_password, REGION,
-                          CATALOG_TYPE).write()
+                          CATALOG_TYPE, caching=True).write()
     results, elapsed = workspace.run(SELECTION, CONCURRENCY)
     print("\n" + summary(results, elapsed))
     assert len(results) > 90, f"Tempest ran {len(results)} tests; see {workspace.log()}"
