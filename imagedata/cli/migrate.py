@@ -17,9 +17,10 @@ from flask import current_app
 from flask.cli import with_appcontext
 from rich import box
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+from rich.progress import Progress
 from rich.table import Table
 
+from imagedata.cli.progress import transfer_columns
 from imagedata.db import database
 from imagedata.migrations import SchemaError, check_schema
 from imagedata.service.migrate.catalog import source_from_keystone
@@ -183,8 +184,7 @@ def _run(services, source, options: Options, verify_only: bool, read_bytes: bool
 
     if not terminal:
         return work(Lines(click.echo))
-    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
+    with Progress(*transfer_columns(), console=console, transient=True) as progress:
         return work(Bars(progress))
 
 

@@ -15,12 +15,12 @@ from flask import current_app
 from flask.cli import with_appcontext
 from rich import box
 from rich.console import Console
-from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
-                           TransferSpeedColumn)
+from rich.progress import Progress
 from rich.table import Table
 
 from imagedata import metrics
 from imagedata.cli.connect import connected
+from imagedata.cli.progress import transfer_columns
 from imagedata.service.cache.upkeep import verify_cache
 from imagedata.service.verify import RESULTS, count_results, select_copies, verify_images
 
@@ -107,9 +107,7 @@ def verify(store_id, image_id, project, deactivate, max_rate, in_cache):
             raise click.UsageError(f"no image {image_id} with data")
         total = sum(copy.size or 0 for copy in copies)
         if terminal:
-            columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                       TimeRemainingColumn())
-            with Progress(*columns, console=console, transient=True) as progress:
+            with Progress(*transfer_columns(time_left=True), console=console, transient=True) as progress:
                 task = progress.add_task(f"verifying {len(copies)} image(s)", total=total)
                 findings = verify_images(
                     services, copies, deactivate, max_rate,
