@@ -8,7 +8,8 @@ noticing a graceful stop. Under gunicorn these use ``environ["gunicorn.socket"]`
 bound ``start_response`` of gunicorn's response object, its ``FileWrapper.filelike`` and the
 worker's signal handlers. Under any other server (or a gunicorn that changed these) every
 function degrades to doing nothing, and says so through its return value. Request bodies
-are ``server/body.py``'s. A gunicorn upgrade is a change to this package alone.
+are ``server/body.py``'s (counted by ``server/bodycount.py``). A gunicorn upgrade is a
+change to this package alone.
 """
 from __future__ import annotations
 

@@ -8,8 +8,8 @@ re-buffering: a write, a ``getvalue`` and a slice per read) and allocate a fresh
 per read. It keeps gunicorn's bookkeeping (bytes left, bytes read ahead, failure) exact, so
 keep-alive and pipelined requests work as on the plain path. Anything else (another server,
 a TLS socket, a body already partly read, a gunicorn whose internals changed) gets the
-plain source over ``wsgi.input``. ``watch_body`` counts the body bytes read, for the access
-log, without getting in the way of either.
+plain source over ``wsgi.input``. ``bodycount.watch_body`` counts the body bytes read, for
+the access log, without getting in the way of either.
 """
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ import inspect
 import io
 import re
 import socket
-from typing import Callable
 
 from imagedata.errors import BadFraming, ClientAborted
 from imagedata.service.body import interrupted
@@ -199,7 +198,8 @@ def _take_buffered(unreader) -> bytes:
     return data
 
 
-def _gunicorn_types():
+def gunicorn_types():
+    """gunicorn's body classes (Body, ChunkedReader, LengthReader, SocketUnreader), or None."""
     try:
         from gunicorn.http.body import Body, ChunkedReader, LengthReader
         from gunicorn.http.unreader import SocketUnreader
@@ -214,7 +214,7 @@ def direct_source(stream, content_length: int | None) -> _Direct | None:
     Guarded on the exact classes and attributes it relies on (gunicorn 23-27); any other
     server, a TLS socket, or a body already partly read gets None: the plain path.
     """
-    types = _gunicorn_types()
+    types = gunicorn_types()
     if types is None:
         return None
     body_type, chunked_type, length_type, unreader_type = types
@@ -240,74 +240,3 @@ def body_source(environ: dict, content_length: int | None):
     """The request body as a source for the upload path: direct from the socket, or plain."""
     stream = environ["wsgi.input"]
     return direct_source(stream, content_length) or PlainSource(stream)
-
-
-class CountingInput:
-    """The request body stream, counting the bytes the app reads from it."""
-
-    def __init__(self, stream):
-        self.stream = stream
-        self.count = 0
-
-    def read(self, *args):
-        """Read and count."""
-        data = self.stream.read(*args)
-        self.count += len(data)
-        return data
-
-    def readline(self, *args):
-        """Read a line and count it."""
-        data = self.stream.readline(*args)
-        self.count += len(data)
-        return data
-
-    def readlines(self, *args):
-        """Read lines and count them."""
-        lines = self.stream.readlines(*args)
-        self.count += sum(len(line) for line in lines)
-        return lines
-
-    def __iter__(self):
-        for line in self.stream:
-            self.count += len(line)
-            yield line
-
-    def __getattr__(self, name):
-        return getattr(self.stream, name)
-
-
-def _length_read(environ: dict) -> int | None:
-    """Bytes of a Content-Length body read so far, from gunicorn's own bookkeeping (which both
-    read paths keep exact); None for chunked bodies."""
-    reader = getattr(environ.get("wsgi.input"), "reader", None)
-    declared = str(environ.get("CONTENT_LENGTH") or "")
-    left = getattr(reader, "length", None)
-    if not isinstance(left, int) or not declared.isdigit():
-        return None
-    return max(0, int(declared) - left)
-
-
-def bytes_left(environ: dict) -> int | None:
-    """Bytes of a Content-Length body not read yet (None when unknown: chunked, other servers)."""
-    types = _gunicorn_types()
-    stream = environ.get("wsgi.input")
-    if types is None or type(stream) is not types[0] or type(getattr(stream, "reader", None)) is not types[2]:
-        return None
-    read = _length_read(environ)
-    return None if read is None else int(environ["CONTENT_LENGTH"]) - read
-
-
-def watch_body(environ: dict) -> Callable[[], int | None]:
-    """Count the request body bytes the app reads: gunicorn's own body is left untouched (the
-    direct source needs it) and counted from its bookkeeping; any other stream is wrapped.
-    The returned function gives the count so far (None when unknown: a chunked body)."""
-    stream = environ.get("wsgi.input")
-    if stream is None:
-        return lambda: 0
-    types = _gunicorn_types()
-    if types is not None and type(stream) is types[0]:
-        if type(getattr(stream, "reader", None)) is types[2]:
-            return lambda: _length_read(environ)
-        return lambda: None
-    counting = environ["wsgi.input"] = CountingInput(stream)
-    return lambda: counting.count

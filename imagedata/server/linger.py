@@ -17,7 +17,7 @@ import socket
 import time
 
 from imagedata.server import adapter as server_adapter
-from imagedata.server import body as server_body
+from imagedata.server import bodycount
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def linger(environ: dict, max_bytes: int = MAX_BYTES, max_seconds: float = MAX_S
     sock = server_adapter.client_socket(environ)
     if sock is None:
         return None
-    if server_body.bytes_left(environ) == 0:
+    if bodycount.bytes_left(environ) == 0:
         return 0  # the body was read to its end: the server's own close is enough
     try:
         sock.shutdown(socket.SHUT_WR)

@@ -15,7 +15,7 @@ from flask import Flask, g, request
 
 from imagedata import logs, metrics
 from imagedata.server import adapter as server_adapter
-from imagedata.server import body, drain
+from imagedata.server import bodycount, drain
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class RequestObserver:
     def __call__(self, environ, start_response):
         started = time.monotonic()
         server_adapter.remember_server_response(environ, start_response)
-        received = body.watch_body(environ)
+        received = bodycount.watch_body(environ)
         answer = {}
 
         def observing_start_response(status, headers, exc_info=None):

@@ -10,7 +10,7 @@ import types
 import pytest
 
 from imagedata.server import adapter as server_adapter
-from imagedata.server import body as server_body
+from imagedata.server import bodycount
 from imagedata.server import drain
 from imagedata.errors import BadRequest
 
@@ -174,7 +174,7 @@ def test_gunicorn_bodies_are_counted_from_their_own_bookkeeping_and_left_untouch
 
     body = Body(LengthReader(IterUnreader([b"x" * 1000, b"y" * 500]), 1500))
     environ = {"wsgi.input": body, "CONTENT_LENGTH": "1500"}
-    received = server_body.watch_body(environ)
+    received = bodycount.watch_body(environ)
     assert environ["wsgi.input"] is body  # the direct upload path needs gunicorn's own object
     assert received() == 0
     assert len(body.read(1200)) == 1200
@@ -187,7 +187,7 @@ def test_other_streams_are_wrapped_and_counted():
     import io
 
     environ = {"wsgi.input": io.BytesIO(b"abc"), "CONTENT_LENGTH": "3"}
-    received = server_body.watch_body(environ)
+    received = bodycount.watch_body(environ)
     assert environ["wsgi.input"].read() == b"abc"
     assert received() == 3
-    assert server_body.watch_body({})() == 0
+    assert bodycount.watch_body({})() == 0
