@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import http.client
 import logging
-import re
 import time
 from typing import Callable, Iterator
 
@@ -22,6 +21,7 @@ from imagedata.service.webfetch.errors import (ConnectionLost, HostNotFound, Rem
                                                SourceRestarted, SourceTooLarge, SourceUnstable)
 from imagedata.service.webfetch.policy import FetchPolicy
 from imagedata.service.webfetch.redact import redact_url
+from imagedata.service.webfetch.sameness import FileIdentity
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 # failures in a row starts again (a server that resets every few MiB still finishes).
 MIN_PROGRESS = 1 << 20
 TRANSIENT = frozenset((408, 429, 502, 503, 504))  # a resume may try again after these
-CONTENT_RANGE_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 DROPPED = (OSError, http.client.HTTPException)  # TimeoutError is caught before these
 # A buffer is filled in steps of this size, so that a connection that breaks in the middle
 # of a buffer loses at most one step (http.client does not say what a failed read got).
@@ -55,8 +54,7 @@ class RemoteSource:
         self.size: int | None = None
         self.position = 0
         self.resumes = self.restarts = 0
-        self.etag: str | None = None
-        self.last_modified: str | None = None
+        self.identity = FileIdentity()  # what the first whole-body answer said of its file
         self._exchange: Exchange | None = None
         self._error: Exception | None = None  # what broke the connection after a partial fill
         self._done = False
@@ -193,7 +191,7 @@ class RemoteSource:
         """GET from ``offset``, retrying failed connections and temporary error answers."""
         headers = {"User-Agent": f"imagedata/{__version__}", "Accept": "*/*", "Accept-Encoding": "identity"}
         if offset:
-            headers.update({"Range": f"bytes={offset}-", "If-Range": self._validator()})
+            headers.update({"Range": f"bytes={offset}-", "If-Range": self.identity.validator()})
         while True:
             try:
                 exchange = get(self.url, self.policy, headers, self.idle_timeout)
@@ -219,31 +217,25 @@ class RemoteSource:
             raise RemoteHTTPError(f"The web server answered {response.status} {response.reason} to a request "
                                   f"for all of {exchange.target.shown}.", response.status)
         self._exchange, self._since, self.position = exchange, 0, 0
-        self.size = response.length if not response.chunked else None
-        self.etag, self.last_modified = response.getheader("ETag"), response.getheader("Last-Modified")
+        self.identity = FileIdentity.of(response)
+        self.size = self.identity.size
         if self.max_bytes is not None and self.size is not None and self.size > self.max_bytes:
             self.close()
             raise SourceTooLarge(f"The data at {self.shown} is {self.size} bytes, larger than the limit of "
                                  f"{self.max_bytes} bytes; nothing was downloaded.")
-
-    def _validator(self) -> str | None:
-        """What proves a later range comes from the same file (a strong ETag, else Last-Modified)."""
-        if self.etag and not self.etag.startswith("W/"):
-            return self.etag
-        return self.last_modified
 
     def _resume(self) -> None:
         """Continue from ``position`` on a new connection, or start over (SourceRestarted)."""
         if not self.position:  # nothing was given yet: a new first request, nothing to discard
             self._begin(self._request(0))
             return
-        if not self._validator():
+        if not self.identity.validator():
             self._restart("the server sends neither ETag nor Last-Modified, so the rest of the data cannot "
                           "be proven to belong to the same file")
         exchange = self._request(self.position)
         response = exchange.response
         if response.status == 206:
-            why = self._mismatch(response)
+            why = self.identity.mismatch(response, self.position)
             if not why:
                 self._exchange, self._since = exchange, self.position
                 self.resumes += 1
@@ -254,23 +246,8 @@ class RemoteSource:
         if response.status == 416:
             exchange.close()
             self._restart("the file changed: the server has no data at that offset any more")
-        changed = self._changed(response)
+        changed = self.identity.changed(response)
         self._restart(changed or "the server ignored the Range request", exchange)
-
-    def _changed(self, response: http.client.HTTPResponse) -> str | None:
-        for name, known in (("ETag", self.etag), ("Last-Modified", self.last_modified)):
-            if known and response.getheader(name) != known:
-                return f"the file changed (new {name})"
-        return None
-
-    def _mismatch(self, response: http.client.HTTPResponse) -> str | None:
-        match = CONTENT_RANGE_RE.match(response.getheader("Content-Range") or "")
-        if not match or int(match.group(1)) != self.position:
-            return "the server answered another range than the one asked for"
-        total = match.group(3)
-        if self.size is not None and total != str(self.size):
-            return "the file changed (new size)"
-        return self._changed(response)
 
     def _restart(self, reason: str, exchange: Exchange | None = None) -> None:
         """Start over from byte 0 (with ``exchange`` if it is already a whole-body answer)."""
