@@ -13,7 +13,7 @@ from imagedata.models import Image, ImageProperty, utcnow
 from imagedata.service import Services, locations, quotas
 from imagedata.service.detected import record_detected_format
 from imagedata.service.lifecycle.recovery import lease_is_dead
-from imagedata.service.lifecycle.rows import (Attempt, deleted_error, lost_lease, owns, queued_columns,
+from imagedata.service.lifecycle.rows import (DATA_STATUSES, Attempt, deleted_error, lost_lease, owns, queued_columns,
                                               released_columns, unavailable, with_fresh_connection)
 
 log = logging.getLogger(__package__)  # one logger for the whole state machine
@@ -161,7 +161,8 @@ def end_import(svc: Services, att: Attempt, reason: str | None = None, revert: t
     """Let go of the image when the import is over: an image still `importing` (no copy
     made it, or every store had to) goes back to queued and loses the import's copies; the
     copies in the stores of ``revert`` (a copy-image that failed where every store had to
-    succeed) go too; the staged data is removed either way. Returns whether the image is active."""
+    succeed) go too; the staged data is removed either way. Returns whether the image has data
+    (active, or deactivated meanwhile) and was not deleted."""
     try:
         def finish() -> tuple[int, list, Image | None]:
             with database.atomic():
@@ -190,7 +191,7 @@ def end_import(svc: Services, att: Attempt, reason: str | None = None, revert: t
         locations.release_copies(svc.stores, att.image.id, dropped)
         locations.release(svc.stores, att.image.id, image.attempt_store, att.attempt, image.attempt_state)
     # (read before the update: a delete meanwhile shows as `deleted`, which is no success)
-    active = image is not None and image.status == "active" and not image.deleted
+    active = image is not None and image.status in DATA_STATUSES and not image.deleted
     after = ("" if active else "; another attempt holds the image" if image is None
              else "; image deleted" if image.deleted else "; image back to queued")
     log.log(logging.INFO if active else logging.WARNING, "import %s of image %s ended%s%s", att.attempt,
