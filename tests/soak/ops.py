@@ -229,7 +229,8 @@ class SoakClient:
                 break
             time.sleep(0.2)
         if offset is None:
-            self.recorder.find("no offset", f"image {image_id}: no Upload-Offset after a cut at {sent} bytes")
+            self.recorder.find("no offset", f"image {image_id}: no Upload-Offset after a cut at {sent} bytes",
+                               since=t0)
             return
         record = self.put("resume", image_id, seed, size, start=offset)
         if self.expect(record, (204,), "resume"):

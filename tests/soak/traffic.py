@@ -47,7 +47,9 @@ class Recorder:
     def __init__(self):
         self.epoch = time.monotonic()
         self.records: list[Record] = []
-        self.findings: list[tuple[float, str, str]] = []  # (t, kind, detail): checks made by clients
+        # (since, t, kind, detail): checks made by clients; ``since`` is when the request the
+        # finding is about began, so a finding about one that met a fault can be told apart
+        self.findings: list[tuple[float, float, str, str]] = []
         self.active: dict[str, tuple[int, int]] = {}  # every client's active images: id -> (seed, size)
         self.lock = threading.Lock()
 
@@ -60,10 +62,12 @@ class Recorder:
             self.records.append(record)
         return record
 
-    def find(self, kind: str, detail: str) -> None:
-        """Note something a client checked and found wrong (a wrong byte, an unexpected status...)."""
+    def find(self, kind: str, detail: str, since: float | None = None) -> None:
+        """Note something a client checked and found wrong (a wrong byte, an unexpected status...);
+        ``since``: when the request it is about began (default: now)."""
         with self.lock:
-            self.findings.append((self.now(), kind, detail))
+            now = self.now()
+            self.findings.append((now if since is None else since, now, kind, detail))
 
 
 class Payload:
