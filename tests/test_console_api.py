@@ -28,6 +28,7 @@ def test_the_console_page_and_its_modules_are_served_with_a_strict_policy(client
 def test_config_needs_no_token_and_whoami_does(client, auth):
     config = client.get("/console/api/config").get_json()
     assert config["auth"] == "token" and config["link_max_seconds"] == 86400
+    assert config["import_methods"] == ["glance-direct", "web-download", "copy-image"]  # the forms offered
     assert client.get("/console/api/whoami").status_code == 401
     me = client.get("/console/api/whoami", headers=auth).get_json()
     assert me == {"user": "user-p1", "project": "p1", "roles": ["member", "reader"], "admin": False}

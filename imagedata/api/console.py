@@ -53,7 +53,8 @@ def console_config():
     """How to sign in (the auth mode) and the limits the forms need; no token needed."""
     settings = services().settings
     return jsonify({"auth": settings.auth, "version": __version__, "link_max_seconds": settings.link_max_seconds,
-                    "stores": [store.store_id for store in services().stores]})
+                    "stores": [store.store_id for store in services().stores],
+                    "import_methods": list(settings.import_methods)})
 
 
 @api_bp.get("/whoami")

@@ -201,6 +201,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self.wfile.write(b"\r\n")
         if limit < len(body) and faults.stall_after is not None:
             origin.stopping.wait(30)
+            self.close_connection = True  # let go: the answer ends short, as a server that gave up
             return
         if limit < len(body):
             return self._reset(origin)

@@ -18,7 +18,7 @@ export const session = {
     else sessionStorage.removeItem(TOKEN_KEY);
   },
   me: null, // {user, project, roles, admin}
-  config: null, // {auth, link_max_seconds, stores}
+  config: null, // {auth, link_max_seconds, stores, import_methods}
 };
 
 /** Headers every call carries. */

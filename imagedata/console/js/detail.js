@@ -2,6 +2,7 @@
 // visibility, the Download link, deactivate/reactivate, delete, and its members.
 import { api, imagePath, patchImage, session } from "./api.js";
 import { bytes, confirmDialog, field, flash, h, notify, show, when } from "./dom.js";
+import { copyForm, tasksSection } from "./imports.js";
 import { membersSection } from "./members.js";
 
 // Glance's own attributes; every other key of an image is a property.
@@ -12,6 +13,9 @@ const SHOWN = ["id", "status", "size", "virtual_size", "disk_format", "container
   "os_hash_value", "owner", "visibility", "protected", "os_hidden", "min_disk", "min_ram", "stores", "created_at",
   "updated_at"];
 const VISIBILITIES = ["private", "shared", "community", "public"];
+
+/** The reserved os_glance_* properties (the import's progress): shown, never edited. */
+const reserved = (key) => key.startsWith("os_glance_");
 
 /** A JSON pointer to a top-level key. */
 const pointer = (key) => `/${key.replaceAll("~", "~0").replaceAll("/", "~1")}`;
@@ -24,9 +28,13 @@ export async function detailView(id) {
     h("dd", {}, key === "size" || key === "virtual_size" ? `${bytes(image[key])}${image[key] ? ` (${image[key]} bytes)` : ""}`
       : key.endsWith("_at") ? when(image[key]) : String(image[key] ?? ""))]));
 
+  const redraw = () => detailView(id).catch((error) => notify(error.message));
+  const buttons = await actions(image, mine), members = await membersSection(image, mine);
+  const tasks = tasksSection(image, redraw);
   show(h("h2", {}, image.name || "(no name)"), h("p", {}, h("a", { href: "#/images" }, "All images")),
-    await actions(image, mine), h("h3", {}, "Attributes"), attrs,
-    editForm(image, properties, mine), await membersSection(image, mine));
+    buttons, copyForm(image, redraw), h("h3", {}, "Attributes"), attrs,
+    tasks.section, editForm(image, properties, mine), members);
+  tasks.start();
 }
 
 async function actions(image, mine) {
@@ -75,10 +83,11 @@ function editForm(image, properties, mine) {
   const values = {}; // property key -> its Value input (null once removed)
   const body = h("tbody");
   const addRow = (key, value) => {
-    const input = h("input", { value, disabled: !mine, "aria-label": `Value of ${key}` });
+    const editable = mine && !reserved(key); // the import's own properties are the service's to write
+    const input = h("input", { value, disabled: !editable, "aria-label": `Value of ${key}` });
     values[key] = input;
     const row = h("tr", {}, h("th", { scope: "row" }, key), h("td", {}, input),
-      h("td", {}, mine ? h("button", { type: "button", className: "secondary", "aria-label": `Remove property ${key}`,
+      h("td", {}, editable ? h("button", { type: "button", className: "secondary", "aria-label": `Remove property ${key}`,
         onclick: () => { values[key] = null; row.remove(); } }, "Remove") : ""));
     body.append(row);
   };
@@ -88,6 +97,7 @@ function editForm(image, properties, mine) {
     const k = key.value.trim();
     if (!k) return notify("A property needs a key.");
     if (CORE.has(k)) return notify(`"${k}" is an image attribute, not a property.`);
+    if (reserved(k)) return notify(`"${k}" is reserved: the service sets the os_glance_* properties.`);
     if (values[k]) values[k].value = value.value;
     else addRow(k, value.value);
     key.value = value.value = "";
@@ -103,6 +113,7 @@ function editForm(image, properties, mine) {
     if (newTags.join("\n") !== (image.tags || []).join("\n")) ops.push({ op: "replace", path: "/tags", value: newTags });
     if (visibility.value !== image.visibility) ops.push({ op: "replace", path: "/visibility", value: visibility.value });
     for (const [k, input] of Object.entries(values)) {
+      if (reserved(k)) continue;
       if (input === null && k in properties) ops.push({ op: "remove", path: pointer(k) });
       else if (input && !(k in properties)) ops.push({ op: "add", path: pointer(k), value: input.value });
       else if (input && input.value !== String(properties[k])) ops.push({ op: "replace", path: pointer(k), value: input.value });

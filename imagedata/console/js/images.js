@@ -1,5 +1,5 @@
 // The images table: filter by name and status, the API's pages (limit and marker).
-import { api } from "./api.js";
+import { api, session } from "./api.js";
 import { bytes, field, h, show, when } from "./dom.js";
 
 const PAGE_SIZE = 20;
@@ -43,6 +43,9 @@ export async function imagesView() {
     h("button", { type: "button", className: "secondary", disabled: !next,
       onclick: () => { state.markers.push(next); imagesView(); } }, "Next page"));
   show(h("h2", {}, "Images"),
-    h("div", { className: "actions" }, h("button", { type: "button", onclick: () => { location.hash = "#/upload"; } }, "Upload image")),
+    h("div", { className: "actions" }, h("button", { type: "button", onclick: () => { location.hash = "#/upload"; } }, "Upload image"),
+      (session.config.import_methods || []).includes("web-download")
+        ? h("button", { type: "button", className: "secondary", onclick: () => { location.hash = "#/import"; } },
+          "Import from a URL") : ""),
     filters, table, pager);
 }

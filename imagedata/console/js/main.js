@@ -5,6 +5,7 @@ import { signInView } from "./signin.js";
 import { imagesView } from "./images.js";
 import { detailView } from "./detail.js";
 import { uploadView } from "./upload.js";
+import { urlImportView } from "./imports.js";
 import { sharedView } from "./shared.js";
 import { adminView } from "./admin.js";
 
@@ -12,6 +13,7 @@ const ROUTES = [
   [/^#\/images$/, () => imagesView()],
   [/^#\/image\/([0-9a-fA-F-]{36})$/, (m) => detailView(m[1])],
   [/^#\/upload$/, () => uploadView()],
+  [/^#\/import$/, () => urlImportView()],
   [/^#\/shared$/, () => sharedView()],
   [/^#\/admin$/, () => adminView()],
 ];
