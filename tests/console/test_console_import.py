@@ -35,7 +35,7 @@ def wait_for(check, what: str, timeout: float = 60):
 
 def test_import_from_a_url_then_copy_to_another_store(browser, stack, origin, shots):
     server, base = stack
-    origin.configure(DATA, stall_after=8 * MIB)  # the page shows the task while the server holds back
+    origin.configure(DATA, stall_after=8 * MIB, stall_ends_short=True)  # the page shows the running task
     token, admin = server.token("p1"), server.token("ops", "admin")
     page = sign_in(browser, base, token)
     page.get_by_role("button", name="Import from a URL").click()

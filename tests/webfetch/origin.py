@@ -28,6 +28,7 @@ class Faults:
     chunked: bool = False  # no Content-Length: chunked framing
     validators: bool = True  # send ETag and Last-Modified
     stall_after: int | None = None  # send this many body bytes, then nothing
+    stall_ends_short: bool = False  # when the stall is let go, close (else: silent until the client gives up)
     silent: bool = False  # read the request, answer nothing
     sndbuf: int | None = None  # SO_SNDBUF of accepted connections
 
@@ -201,7 +202,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self.wfile.write(b"\r\n")
         if limit < len(body) and faults.stall_after is not None:
             origin.stopping.wait(30)
-            self.close_connection = True  # let go: the answer ends short, as a server that gave up
+            if faults.stall_ends_short:  # let go: the answer ends short, as a server that gave up
+                self.close_connection = True
             return
         if limit < len(body):
             return self._reset(origin)
