@@ -96,16 +96,14 @@ class FillFollower:
                 continue
             if verified:  # every byte is there, yet not up to ``end``: the file was cut
                 raise StoreUnavailable("The image cache lost a file being filled.")
-            if mode == MODE_BAD:
-                raise ImageDataUnavailable("The image data does not match its checksum and cannot be served.")
-            if not self._fill_running():
-                # The fill may have ended between the look at the mode above and this one:
-                # its verdict is on the file (verified: read on; bad bytes: cut the answer).
+            if mode == MODE_BAD or not self._fill_running():
+                # A fill that ended leaves its verdict on the file, looked at again now: it may
+                # have ended since the look above (verified: read on; bad bytes: cut the answer).
                 mode = stat.S_IMODE(os.fstat(self.fd).st_mode)
-                if mode == MODE_VERIFIED:
-                    continue
                 if mode == MODE_BAD:
                     raise ImageDataUnavailable("The image data does not match its checksum and cannot be served.")
+                if mode == MODE_VERIFIED:
+                    continue
                 log.warning("image %s: the cache fill stopped; the rest comes from the store", self.image_id)
                 yield from self._from_store(pos, end)
                 return

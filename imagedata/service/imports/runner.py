@@ -215,7 +215,8 @@ def _source(svc: Services, job: ImportJob, att: Attempt, heartbeat: Heartbeat, d
         limit = att.limit if att.quota_limit is None else min(att.limit, att.quota_limit)
         remote = open_url(job.uri, FetchPolicy.from_settings(svc.settings), svc.settings.web_download_idle_timeout,
                           max_bytes=limit)
-        heartbeat.on_lost.append(remote.cut)  # a deleted image stops a stalled server's download now
+        # a deleted image stops even a stalled server's download at the next heartbeat
+        heartbeat.on_lost.append(lambda: remote.cut("the import no longer holds its image"))
         return (lambda settle: remote.pieces(svc.settings.chunk_size, settle)), remote.close, None
     copies = [c for c in locations.copies_of(image.id) if c.status == "active" and c.store not in passed_over]
     if not copies and passed_over:

@@ -51,7 +51,6 @@ class RemoteSource:
         self.url, self.shown, self.policy = url, redact_url(url), policy
         self.idle_timeout, self.max_bytes = idle_timeout, max_bytes
         self.retries, self.max_restarts, self.backoff = retries, max_restarts, backoff
-        self.size: int | None = None
         self.position = 0
         self.resumes = self.restarts = 0
         self.identity = FileIdentity()  # what the first whole-body answer said of its file
@@ -60,7 +59,7 @@ class RemoteSource:
         self._done = False
         self._failures = 0  # connection failures in a row
         self._since = 0  # position when the current connection started
-        self._cut = False  # set by cut(), from another thread
+        self._cut: str | None = None  # why cut() stopped the download (from another thread)
 
     def open(self) -> RemoteSource:
         """Send the first request; raises the domain errors of ``open_url``."""
@@ -158,19 +157,23 @@ class RemoteSource:
         finally:
             ring.close()
 
-    def cut(self) -> None:
+    @property
+    def size(self) -> int | None:
+        """The total the server declared (None: it did not say, or nothing was asked yet)."""
+        return self.identity.size
+
+    def cut(self, reason: str = "it was stopped") -> None:
         """Stop the download from another thread: a read waiting for the server returns at once
-        and raises SourceCut, as does every later read; nothing reconnects."""
-        self._cut = True  # (set before looking at the socket: readinto looks the other way round)
+        and raises SourceCut (naming ``reason``), as does every later read; nothing reconnects."""
+        self._cut = reason  # (set before looking at the socket: readinto looks the other way round)
         exchange = self._exchange
         if exchange is not None:
             exchange.interrupt()
 
     def _check_cut(self) -> None:
-        if self._cut:
+        if self._cut is not None:
             self.close()
-            raise SourceCut(f"The download of {self.shown} was stopped after {self.position} bytes: the import "
-                            "no longer holds its image.")
+            raise SourceCut(f"The download of {self.shown} was stopped after {self.position} bytes: {self._cut}.")
 
     def close(self) -> None:
         """Close the connection; reading again resumes from ``position``."""
@@ -218,7 +221,6 @@ class RemoteSource:
                                   f"for all of {exchange.target.shown}.", response.status)
         self._exchange, self._since, self.position = exchange, 0, 0
         self.identity = FileIdentity.of(response)
-        self.size = self.identity.size
         if self.max_bytes is not None and self.size is not None and self.size > self.max_bytes:
             self.close()
             raise SourceTooLarge(f"The data at {self.shown} is {self.size} bytes, larger than the limit of "
