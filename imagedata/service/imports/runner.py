@@ -67,6 +67,8 @@ def run(svc: Services, job: ImportJob, att: Attempt) -> bool:
             _begin(job.task_id)
             failure = _copy_everywhere(svc, job, att, heartbeat)
         except BaseException as exc:  # the task says why; the image is let go below
+            if isinstance(exc, ImageDataError) and not lifecycle.still_holds(job.image_id, att.attempt):
+                exc = _lost(job.image_id)  # whichever step noticed it (a copy, its record, the activation)
             failure = _reason(exc)
             if not isinstance(exc, (ImageDataError, OSError) + UNAVAILABLE_ERRORS):
                 log.exception("import task %s of image %s failed", job.task_id, job.image_id)
