@@ -77,6 +77,9 @@ def run(svc: Services, job: ImportJob, att: Attempt) -> bool:
         # Glance: a copy-image whose stores must all succeed removes the copies it made
         revert = job.stores if failure is not None and job.must_succeed and job.method == "copy-image" else ()
         active = lifecycle.end_import(svc, att, failure, revert)
+        if failure is not None and not active and lifecycle.deleted_error(job.image_id) is not None:
+            lost = _reason(_lost(job.image_id))  # deleted after a store failed: both are said
+            failure = failure if lost in failure else f"{lost} ({failure})"
         succeeded = failure is None or (active and not job.must_succeed)
         _finish(job, succeeded, failure)
         return succeeded
